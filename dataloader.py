@@ -1,0 +1,230 @@
+"""MNIST-style data: the splits, the batch sampler, and the loader that gathers batches.
+
+Images are kept as they come, uint8 (N, 784), and converted to floats one batch at a time:
+that keeps a full run's memory small and the conversion cheap. A batch is gathered with one
+fancy-indexing operation, never a Python loop over samples.
+"""
+import functools
+import os
+
+import numpy as np
+
+from idx import IDXError, IMAGES_MAGIC, LABELS_MAGIC, read_idx
+
+SPLITS = ("train", "val", "test")
+PREPROCESSING = ("center", "scale")
+DEFAULT_VAL_SIZE = 5000
+
+
+class DataNotFoundError(FileNotFoundError):
+    """The data folder or one of its IDX files is missing."""
+
+
+def _candidate_paths(data_root, prefix, kind):
+    """Every spelling MNIST's files go by: `train-images-idx3-ubyte`, `train-images.idx3-ubyte`,
+    each raw or with `.gz`."""
+    tag = "idx3" if kind == "images" else "idx1"
+    names = [f"{prefix}-{kind}-{tag}-ubyte", f"{prefix}-{kind}.{tag}-ubyte"]
+    return [os.path.join(data_root, name + suffix) for name in names for suffix in ("", ".gz")]
+
+
+def find_idx_file(data_root, prefix, kind):
+    """Path of the IDX file of `kind` ('images' or 'labels') for `prefix` ('train' or 't10k').
+
+    Raises:
+        DataNotFoundError: listing every path looked for and how to get the data.
+    """
+    candidates = _candidate_paths(data_root, prefix, kind)
+    for path in candidates:
+        if os.path.isfile(path):
+            return path
+    where = "\n  ".join(candidates)
+    reason = ("the folder does not exist" if not os.path.isdir(data_root)
+              else "none of these files is there")
+    raise DataNotFoundError(
+        f"MNIST {prefix} {kind} not found in data_root={data_root!r} ({reason}). Looked for:\n"
+        f"  {where}\n"
+        "Point cfg['data_root'] at the folder holding the IDX files (the repository ships them "
+        "in data/), or download them there with: python fetch.py --dest "
+        f"{data_root}")
+
+
+@functools.lru_cache(maxsize=4)
+def _load_idx_pair(images_path, labels_path, mtimes):
+    """Read and cross-check an images file and a labels file; cached so that the 'train' and
+    'val' splits share one copy of the training file. `mtimes` keys the cache on the files'
+    modification times, so an edited file is read again.
+
+    Returns:
+        images: (N, rows * cols) read-only uint8.  labels: (N,) read-only uint8.
+        image_shape: (rows, cols).
+    """
+    images = read_idx(images_path, IMAGES_MAGIC)
+    labels = read_idx(labels_path, LABELS_MAGIC)
+    if len(images) != len(labels):
+        raise IDXError(f"{images_path} holds {len(images)} images but {labels_path} holds "
+                       f"{len(labels)} labels: the two files do not belong together")
+    image_shape = images.shape[1:]
+    return images.reshape(len(images), -1), labels, image_shape
+
+
+def load_idx_split(data_root, prefix):
+    """Images (N, D) uint8, labels (N,) uint8 and the image shape of 'train' or 't10k' files."""
+    images_path = find_idx_file(data_root, prefix, "images")
+    labels_path = find_idx_file(data_root, prefix, "labels")
+    mtimes = (os.path.getmtime(images_path), os.path.getmtime(labels_path))
+    return _load_idx_pair(images_path, labels_path, mtimes)
+
+
+def preprocess(images, dtype=np.float64, method="center"):
+    """Turn uint8 pixel rows into model inputs.
+
+    Args:
+        images: (B, D) uint8.
+        dtype: float dtype of the result.
+        method: 'center' (the assignment's): x = pixels / 255 - mean(pixels / 255) per image;
+            'scale': x = pixels / 255.
+
+    Returns:
+        (B, D) array of `dtype`.
+    """
+    dtype = np.dtype(dtype)
+    x = images.astype(dtype)
+    x *= dtype.type(1 / 255)
+    if method == "center":
+        x -= x.mean(axis=1, keepdims=True)
+    return x
+
+
+class Dataset:
+    """One split of an MNIST-layout IDX dataset.
+
+    'train' is the training file's first N - val_size samples (55,000 for MNIST), 'val' its
+    last val_size (5,000), 'test' the whole t10k file (10,000).
+
+    Args:
+        data_root: folder holding the four IDX files, raw or gzipped.
+        mode: 'train', 'val' or 'test'.
+        num_classes: labels must lie in [0, num_classes).
+        dtype: float dtype of the images returned.
+        preprocessing: 'center' (default, per-image mean removed) or 'scale'; see `preprocess`.
+        val_size: how many samples at the end of the training file form 'val'.
+
+    `dataset[i]` gives (image (D,), label int); `dataset[indices]` with an integer array
+    gives a whole batch at once: (images (B, D), labels (B,)).
+    """
+
+    def __init__(self, data_root, mode="train", num_classes=10, dtype=np.float64,
+                 preprocessing="center", val_size=DEFAULT_VAL_SIZE):
+        if mode not in SPLITS:
+            raise ValueError(f"mode={mode!r}; it must be one of {SPLITS}")
+        if preprocessing not in PREPROCESSING:
+            raise ValueError(f"preprocessing={preprocessing!r}; it must be one of {PREPROCESSING}")
+        self.data_root = data_root
+        self.mode = mode
+        self.num_classes = num_classes
+        self.dtype = np.dtype(dtype)
+        self.preprocessing = preprocessing
+        images, labels, self.image_shape = load_idx_split(
+            data_root, "t10k" if mode == "test" else "train")
+        self.images, labels = self._select_split(images, labels, mode, val_size)
+        self.labels = labels.astype(np.int64)
+        self._check_labels()
+
+    def _select_split(self, images, labels, mode, val_size):
+        if mode == "test":
+            return images, labels
+        if not 0 < val_size < len(images):
+            raise ValueError(f"val_size={val_size} but the training file of {self.data_root!r} "
+                             f"has {len(images)} samples; val_size must be in [1, {len(images) - 1}]")
+        split = slice(None, len(images) - val_size) if mode == "train" else slice(len(images) - val_size, None)
+        return images[split], labels[split]
+
+    def _check_labels(self):
+        if len(self.labels) and self.labels.max() >= self.num_classes:
+            raise IDXError(f"the {self.mode} labels in {self.data_root!r} go up to "
+                           f"{self.labels.max()}, outside [0, {self.num_classes}): set num_classes "
+                           f"to at least {self.labels.max() + 1}")
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, idx):
+        if np.ndim(idx) == 0:
+            image, label = self[np.array([idx])]
+            return image[0], int(label[0])
+        return preprocess(self.images[idx], self.dtype, self.preprocessing), self.labels[idx]
+
+    def __repr__(self):
+        return (f"Dataset(mode={self.mode!r}, samples={len(self)}, "
+                f"image_shape={self.image_shape}, data_root={self.data_root!r})")
+
+
+class IterationBatchSampler:
+    """Splits a dataset's indices into batches, anew every epoch.
+
+    Every index appears exactly once per epoch; when `batch_size` does not divide the
+    dataset, the last batch is smaller.
+
+    Args:
+        dataset: anything with `len()`.
+        max_epoch: number of epochs the sampler is meant for.
+        batch_size: samples per batch, >= 1.
+        shuffle: draw a new permutation every epoch.
+        rng: numpy Generator used for shuffling (a fresh one if None).
+    """
+
+    def __init__(self, dataset, max_epoch, batch_size=2, shuffle=True, rng=None):
+        if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ValueError(f"batch_size={batch_size!r}; it must be a whole number >= 1")
+        self.dataset = dataset
+        self.max_epoch = max_epoch
+        self.batch_size = int(batch_size)
+        self.shuffle = shuffle
+        self.rng = rng if rng is not None else np.random.default_rng()
+        self.batch_indices = []
+
+    def prepare_epoch_indices(self):
+        """Build this epoch's list of index batches: (batch_size,) arrays, the last possibly shorter."""
+        n = len(self.dataset)
+        order = self.rng.permutation(n) if self.shuffle else np.arange(n)
+        self.batch_indices = [order[start:start + self.batch_size]
+                              for start in range(0, n, self.batch_size)]
+
+    def __iter__(self):
+        return iter(self.batch_indices)
+
+    def __len__(self):
+        return -(-len(self.dataset) // self.batch_size)
+
+
+class Dataloader:
+    """Yields (images (B, D), labels (B,)) batches, preparing new indices at every epoch start."""
+
+    def __init__(self, dataset, sampler):
+        self.dataset = dataset
+        self.sampler = sampler
+
+    def __iter__(self):
+        self.sampler.prepare_epoch_indices()
+        for indices in self.sampler:
+            yield self.dataset[indices]
+
+    def __len__(self):
+        return len(self.sampler)
+
+    def __repr__(self):
+        return (f"Dataloader({self.dataset!r}, batch_size={self.sampler.batch_size}, "
+                f"shuffle={self.sampler.shuffle}, batches={len(self)})")
+
+
+def build_dataloader(data_root, max_epoch, batch_size, shuffle=False, mode="train", rng=None,
+                     **dataset_options):
+    """A Dataloader over split `mode` of the data in `data_root`.
+
+    `dataset_options` go to `Dataset` (num_classes, dtype, preprocessing, val_size); `rng`
+    drives the shuffling.
+    """
+    dataset = Dataset(data_root, mode, **dataset_options)
+    sampler = IterationBatchSampler(dataset, max_epoch, batch_size, shuffle, rng=rng)
+    return Dataloader(dataset, sampler)

@@ -1,0 +1,545 @@
+"""Layers: the building blocks of every model, and the one parameter interface they share.
+
+Every layer has `forward` and `backward`-style methods and, if it has parameters, names them
+in `param_names`. For each name `p` the layer holds the array `self.p` and, after a backward
+pass, its gradient `self.grad_p` of the same shape. Optimizers see nothing else:
+
+    for name, param, grad in model.named_parameters():
+        ...update `param` in place...
+
+so any optimizer updates any layer or model, and keeps its state keyed by `name`.
+
+State that is saved with a model but never trained (BatchNorm's running statistics) is named
+in `buffer_names` and reported by `named_buffers()` as `(name, array)`.
+
+The layers below (Linear, ReLU, BatchNorm1d, BatchNorm2d, Dropout, Conv2d, MaxPool2d, Flatten)
+all follow one pattern, in the style of the cs231n layers:
+
+    out = layer.forward(x)      # keeps what backward needs
+    dx = layer.backward(dout)   # dout = dL/dout; sets layer.grad_<p> = dL/dp; returns dL/dx
+
+Every layer keeps the dtype of its input (float32 in, float32 out) and creates its parameters
+in the dtype it is given. Parameters have the shape that broadcasts against the layer's
+output: Linear's b is (1, M), Conv2d's b and BatchNorm2d's gamma are (1, C, 1, 1).
+"""
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+
+class Layer:
+    """Base class: the parameter interface and the train/eval switch.
+
+    Attributes:
+        param_names: names of the trainable arrays, e.g. ('W', 'b').
+        buffer_names: names of the non-trainable state arrays saved with the model, e.g.
+            ('running_mean', 'running_var').
+        trainable: when False the layer reports no parameters and is never updated.
+        training: True in training mode, False in evaluation mode (BatchNorm and Dropout
+            behave differently in the two).
+    """
+
+    param_names = ()
+    buffer_names = ()
+
+    def __init__(self, trainable=True):
+        self.trainable = trainable
+        self.training = True
+
+    def named_parameters(self):
+        """Yield `(name, param, grad)` for every trainable array.
+
+        `grad` is None until a backward pass has computed it.
+        """
+        if not self.trainable:
+            return
+        for name in self.param_names:
+            yield name, getattr(self, name), getattr(self, "grad_" + name, None)
+
+    def named_buffers(self):
+        """Yield `(name, array)` for every buffer: state to checkpoint that no optimizer updates."""
+        for name in self.buffer_names:
+            yield name, getattr(self, name)
+
+    def parameters_dict(self):
+        """The trainable arrays by name: {name: array}."""
+        return {name: param for name, param, _ in self.named_parameters()}
+
+    def train(self, mode=True):
+        """Switch to training (`mode=True`) or evaluation (`mode=False`) mode."""
+        self.training = mode
+        return self
+
+    def eval(self):
+        """Switch to evaluation mode."""
+        return self.train(False)
+
+    def __repr__(self):
+        shapes = ", ".join(f"{name}={getattr(self, name).shape}" for name in self.param_names)
+        return f"{type(self).__name__}({shapes})"
+
+
+# --- argument checks and initialisation, shared by the layers below -------------------------
+
+def _check_int(value, name, minimum):
+    """Return `value` as an int, or raise ValueError naming `name` unless it is an int >= minimum."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"invalid {name}: {value!r}; it must be an integer >= {minimum}")
+    return int(value)
+
+
+def _pair(value, name, minimum):
+    """(a, b) from an int or a pair of ints, each >= minimum, e.g. kernel_size 3 -> (3, 3)."""
+    pair = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
+    if len(pair) != 2:
+        raise ValueError(f"invalid {name}: {value!r}; it must be an integer or a pair of them")
+    return tuple(_check_int(v, name, minimum) for v in pair)
+
+
+def _float_dtype(dtype):
+    """np.dtype(dtype), or ValueError unless it is a floating-point type."""
+    dtype = np.dtype(dtype)
+    if not np.issubdtype(dtype, np.floating):
+        raise ValueError(f"invalid dtype: {dtype}; use a float type such as np.float32 or "
+                         "np.float64")
+    return dtype
+
+
+def _check_input(x, ndim, channels, layer):
+    """Raise ValueError unless x has `ndim` dimensions and `channels` entries along axis 1."""
+    if x.ndim != ndim or x.shape[1] != channels:
+        layout = "(N, D)" if ndim == 2 else "(N, C, H, W)"
+        raise ValueError(f"{layer} expects input of shape {layout} with {channels} along axis 1,"
+                         f" got shape {x.shape}")
+
+
+def he_normal(rng, shape, fan_in, dtype):
+    """He/Kaiming normal initialisation: an array of `shape` drawn from N(0, 2 / fan_in).
+
+    He et al., "Delving Deep into Rectifiers", ICCV 2015. A ReLU zeroes half of its inputs,
+    which halves the second moment of the signal; the factor 2 (where Xavier's scale is about
+    1 / fan_in) compensates, so activations keep their variance through a deep ReLU network
+    instead of shrinking by half at every layer. Drawn in float64 and then cast, so a float32
+    model starts from the rounded weights of the float64 model with the same seed.
+    """
+    return (rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(dtype)
+
+
+# --- fully connected -------------------------------------------------------------------------
+
+class Linear(Layer):
+    """Fully connected layer: out = x W + b.
+
+    Shapes: x (N, D), W (D, M), b (1, M), out (N, M). For dout = dL/dout (N, M):
+
+        dL/dW = x^T dout  (D, M)     dL/db = sum_n dout_n  (1, M)     dL/dx = dout W^T  (N, D)
+
+    W is He-initialised (`he_normal`, fan_in = D) because in these models every hidden Linear
+    feeds a ReLU (or a BatchNorm and then a ReLU); b starts at 0.
+
+    Args:
+        num_input: D.  num_output: M.
+        rng: numpy Generator for the initial weights (a fresh one if None).
+        dtype: float dtype of W and b.
+    """
+
+    param_names = ("W", "b")
+
+    def __init__(self, num_input, num_output, rng=None, dtype=np.float64):
+        super().__init__()
+        self.num_input = _check_int(num_input, "num_input", 1)
+        self.num_output = _check_int(num_output, "num_output", 1)
+        dtype = _float_dtype(dtype)
+        rng = rng if rng is not None else np.random.default_rng()
+        self.W = he_normal(rng, (self.num_input, self.num_output), self.num_input, dtype)
+        self.b = np.zeros((1, self.num_output), dtype=dtype)
+
+    def forward(self, x):
+        """(N, D) -> (N, M)."""
+        _check_input(x, 2, self.num_input, "Linear")
+        self.x = x
+        out = x @ self.W
+        out += self.b
+        return out
+
+    def backward(self, dout):
+        """dout (N, M) -> dx (N, D); sets grad_W (D, M) and grad_b (1, M)."""
+        self.grad_W = self.x.T @ dout
+        self.grad_b = dout.sum(axis=0, keepdims=True)
+        return dout @ self.W.T
+
+    def __repr__(self):
+        return f"Linear({self.num_input} -> {self.num_output}, dtype={self.W.dtype.name})"
+
+
+class ReLU(Layer):
+    """Rectified linear unit, elementwise: out = max(x, 0); dL/dx = dout * [x > 0]. Any shape."""
+
+    def forward(self, x):
+        self.mask = x > 0
+        return np.maximum(x, 0)
+
+    def backward(self, dout):
+        return dout * self.mask
+
+    def __repr__(self):
+        return "ReLU()"
+
+
+# --- batch normalisation ---------------------------------------------------------------------
+
+class _BatchNorm(Layer):
+    """Batch normalisation (Ioffe & Szegedy, ICML 2015), the maths shared by BatchNorm1d/2d.
+
+    Each feature (axis 1 of the input) is normalised over the set S of all its other positions
+    (the batch, and also height and width for images); m = |S|. In training mode:
+
+        mu = mean_S x        var = mean_S (x - mu)^2        x_hat = (x - mu) / sqrt(var + eps)
+        out = gamma * x_hat + beta
+        running_mean = (1 - momentum) * running_mean + momentum * mu
+        running_var  = (1 - momentum) * running_var  + momentum * var * m / (m - 1)
+
+    (the running variance is the unbiased estimate, as PyTorch keeps it). In evaluation mode
+    mu and var are replaced by running_mean and running_var, so the output of a sample no
+    longer depends on the rest of its batch. Backward, with dbeta = sum_S dout and
+    dgamma = sum_S dout * x_hat (the parameter gradients):
+
+        training:    dL/dx = gamma / sqrt(var + eps) * (dout - dbeta / m - x_hat * dgamma / m)
+        evaluation:  dL/dx = gamma / sqrt(var + eps) * dout
+
+    Subclasses only set `input_ndim`: the statistics are taken over every axis but axis 1.
+    gamma, beta and the running statistics have the input's shape with 1 on those axes.
+    """
+
+    param_names = ("gamma", "beta")
+    buffer_names = ("running_mean", "running_var")
+    input_ndim = None
+
+    def __init__(self, num_features, momentum=0.1, eps=1e-5, dtype=np.float64):
+        super().__init__()
+        self.num_features = _check_int(num_features, "num_features", 1)
+        if not 0.0 <= momentum <= 1.0:
+            raise ValueError(f"invalid momentum: {momentum!r}; it must be in [0, 1]")
+        if not eps > 0.0:
+            raise ValueError(f"invalid eps: {eps!r}; it must be > 0")
+        self.momentum, self.eps = momentum, eps
+        dtype = _float_dtype(dtype)
+        shape = (1, self.num_features) + (1,) * (self.input_ndim - 2)
+        self.axes = (0,) + tuple(range(2, self.input_ndim))
+        self.gamma = np.ones(shape, dtype=dtype)
+        self.beta = np.zeros(shape, dtype=dtype)
+        self.running_mean = np.zeros(shape, dtype=dtype)
+        self.running_var = np.ones(shape, dtype=dtype)
+
+    def forward(self, x):
+        """x -> out of the same shape; see the class docstring for the formulas."""
+        _check_input(x, self.input_ndim, self.num_features, type(self).__name__)
+        self.normalized_by_batch = self.training
+        if self.training:
+            count = x.size // self.num_features
+            if count < 2:
+                raise ValueError(f"{type(self).__name__} needs more than one value per feature "
+                                 f"in training mode, got input of shape {x.shape}; use a larger"
+                                 " batch or call eval()")
+            mean = x.mean(axis=self.axes, keepdims=True)
+            x_hat = x - mean
+            var = np.mean(np.square(x_hat), axis=self.axes, keepdims=True)
+            self._update_running_stats(mean, var * (count / (count - 1)))
+        else:
+            mean, var = self.running_mean, self.running_var
+            x_hat = x - mean
+        self.inv_std = 1 / np.sqrt(var + self.eps)
+        x_hat *= self.inv_std
+        self.x_hat = x_hat
+        out = x_hat * self.gamma
+        out += self.beta
+        return out
+
+    def _update_running_stats(self, mean, unbiased_var):
+        """Exponential moving averages, updated in place (a checkpoint may hold the arrays)."""
+        for running, batch_value in ((self.running_mean, mean), (self.running_var, unbiased_var)):
+            running *= 1 - self.momentum
+            running += self.momentum * batch_value
+
+    def backward(self, dout):
+        """dout -> dx, both of the input's shape; sets grad_gamma and grad_beta."""
+        self.grad_beta = dout.sum(axis=self.axes, keepdims=True)
+        self.grad_gamma = (dout * self.x_hat).sum(axis=self.axes, keepdims=True)
+        scale = self.gamma * self.inv_std
+        if not self.normalized_by_batch:
+            return dout * scale
+        count = dout.size // self.num_features
+        dx = self.x_hat * (self.grad_gamma / -count)
+        dx += dout
+        dx -= self.grad_beta / count
+        dx *= scale
+        return dx
+
+    def __repr__(self):
+        return (f"{type(self).__name__}({self.num_features}, momentum={self.momentum}, "
+                f"eps={self.eps})")
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch normalisation of (N, D) inputs: per-feature statistics over the batch.
+
+    gamma, beta, running_mean, running_var: (1, D). Formulas in `_BatchNorm`.
+
+    Args:
+        num_features: D.
+        momentum: weight of the current batch in the running statistics, in [0, 1].
+        eps: added to the variance for numerical safety, > 0.
+        dtype: float dtype of the parameters and buffers.
+    """
+
+    input_ndim = 2
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch normalisation of (N, C, H, W) inputs: per-channel statistics over N, H and W.
+
+    gamma, beta, running_mean, running_var: (1, C, 1, 1). Same maths and arguments as
+    BatchNorm1d (see `_BatchNorm`), with num_features = C.
+    """
+
+    input_ndim = 4
+
+
+# --- dropout ---------------------------------------------------------------------------------
+
+class Dropout(Layer):
+    """Inverted dropout (Srivastava et al., JMLR 2014). Any input shape.
+
+    Training: out = x * mask, mask = keep / (1 - p) with keep ~ Bernoulli(1 - p) drawn afresh
+    for every element of every batch, so E[out] = x; dL/dx = dout * mask.
+    Evaluation: out = x (the 1 / (1 - p) scaling during training is what makes this right).
+
+    Args:
+        p: probability of zeroing an element, in [0, 1).
+        rng: numpy Generator for the masks (a fresh one if None); seed it to reproduce them.
+    """
+
+    def __init__(self, p=0.5, rng=None):
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"invalid dropout probability p: {p!r}; it must be in [0, 1)")
+        self.p = p
+        self.rng = rng if rng is not None else np.random.default_rng()
+        self.mask = None
+
+    def forward(self, x):
+        if not self.training or self.p == 0.0:
+            self.mask = None
+            return x
+        self.mask = (self.rng.random(x.shape) >= self.p).astype(x.dtype)
+        self.mask /= 1 - self.p
+        return x * self.mask
+
+    def backward(self, dout):
+        return dout if self.mask is None else dout * self.mask
+
+    def __repr__(self):
+        return f"Dropout(p={self.p})"
+
+
+# --- convolution and pooling -----------------------------------------------------------------
+
+def im2col(x, kernel_size, stride):
+    """Every kernel-sized window of x, laid out so that a convolution is one matrix product.
+
+    Args:
+        x: (N, C, H, W) array (already zero-padded if the convolution pads).
+        kernel_size: (kh, kw).  stride: (sh, sw).
+
+    Returns:
+        cols: (C, kh, kw, N, Ho, Wo) array with cols[c, u, v, n, i, j] = x[n, c, i*sh+u, j*sw+v],
+        Ho = (H - kh) // sh + 1, Wo = (W - kw) // sw + 1. `sliding_window_view` gives all
+        windows as a strided view without copying; the one copy is the transpose into this
+        layout, whose reshape (C*kh*kw, N*Ho*Wo) is the matrix the convolution multiplies.
+    """
+    (sh, sw) = stride
+    windows = sliding_window_view(x, kernel_size, axis=(2, 3))[:, :, ::sh, ::sw]
+    return np.ascontiguousarray(windows.transpose(1, 4, 5, 0, 2, 3))
+
+
+def col2im(cols, x_shape, stride):
+    """The adjoint of `im2col`: add every window entry back onto the pixel it was taken from.
+
+    Args:
+        cols: (C, kh, kw, N, Ho, Wo) array, e.g. dL/dcols.
+        x_shape: (N, C, H, W), the shape of im2col's input.
+        stride: (sh, sw).
+
+    Returns:
+        (N, C, H, W) array dx with dx[n, c, i*sh+u, j*sw+v] += cols[c, u, v, n, i, j] summed over
+        every window (i, j) covering that pixel.
+
+    Overlapping windows send several entries to one pixel, so this loops over the kh*kw kernel
+    offsets (u, v): each step is one vectorised strided add of a whole (C, N, Ho, Wo) block.
+    That is the fastest correct way in NumPy (np.add.at does the same scatter many times
+    slower, and no strided view can be summed into without this loop).
+    """
+    channels, kh, kw, _, out_h, out_w = cols.shape
+    n, _, height, width = x_shape
+    sh, sw = stride
+    dx = np.zeros((channels, n, height, width), dtype=cols.dtype)
+    for u in range(kh):
+        for v in range(kw):
+            dx[:, :, u:u + sh * out_h:sh, v:v + sw * out_w:sw] += cols[:, u, v]
+    return dx.transpose(1, 0, 2, 3)
+
+
+class Conv2d(Layer):
+    """2-D convolution (a cross-correlation, as in every deep-learning library).
+
+    Shapes: x (N, C, H, W), W (F, C, kh, kw), b (1, F, 1, 1), out (N, F, Ho, Wo) with
+    Ho = (H + 2 ph - kh) // sh + 1 and Wo = (W + 2 pw - kw) // sw + 1. With xp the input
+    zero-padded by ph rows and pw columns on each side:
+
+        out[n, f, i, j] = b[f] + sum_{c, u, v} W[f, c, u, v] * xp[n, c, i*sh + u, j*sw + v]
+
+    Computed as one BLAS matrix product on the im2col matrix (see `im2col`):
+        cols = im2col(xp)  (C*kh*kw, N*Ho*Wo),   out = W.reshape(F, C*kh*kw) @ cols + b.
+    Backward, with dout reshaped to (F, N*Ho*Wo):
+        dL/dW = dout @ cols^T,   dL/db = sum over (n, i, j) of dout,
+        dL/dx = col2im(W^T @ dout) with the padding cut off.
+
+    W is He-initialised (fan_in = C*kh*kw) for the ReLU that follows; b starts at 0.
+
+    Args:
+        in_channels: C.  out_channels: F.
+        kernel_size: kh = kw, or a pair (kh, kw).
+        stride: >= 1, an int or a pair (sh, sw).
+        padding: zeros added on each side, >= 0, an int or a pair (ph, pw).
+        rng: numpy Generator for the initial weights (a fresh one if None).
+        dtype: float dtype of W and b.
+    """
+
+    param_names = ("W", "b")
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, rng=None,
+                 dtype=np.float64):
+        super().__init__()
+        self.in_channels = _check_int(in_channels, "in_channels", 1)
+        self.out_channels = _check_int(out_channels, "out_channels", 1)
+        self.kernel_size = _pair(kernel_size, "kernel_size", 1)
+        self.stride = _pair(stride, "stride", 1)
+        self.padding = _pair(padding, "padding", 0)
+        dtype = _float_dtype(dtype)
+        rng = rng if rng is not None else np.random.default_rng()
+        fan_in = self.in_channels * self.kernel_size[0] * self.kernel_size[1]
+        shape = (self.out_channels, self.in_channels) + self.kernel_size
+        self.W = he_normal(rng, shape, fan_in, dtype)
+        self.b = np.zeros((1, self.out_channels, 1, 1), dtype=dtype)
+
+    def forward(self, x):
+        """(N, C, H, W) -> (N, F, Ho, Wo)."""
+        _check_input(x, 4, self.in_channels, "Conv2d")
+        (ph, pw), (kh, kw) = self.padding, self.kernel_size
+        if x.shape[2] + 2 * ph < kh or x.shape[3] + 2 * pw < kw:
+            raise ValueError(f"Conv2d input of spatial size {x.shape[2:]} with padding "
+                             f"{self.padding} is smaller than the kernel {self.kernel_size}")
+        if ph or pw:
+            x = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+        self.padded_shape = x.shape
+        self.cols = im2col(x, self.kernel_size, self.stride)
+        _, _, _, n, out_h, out_w = self.cols.shape
+        out = self.W.reshape(self.out_channels, -1) @ self.cols.reshape(self.W[0].size, -1)
+        out += self.b.reshape(-1, 1)
+        # (F, N*Ho*Wo) -> (N, F, Ho, Wo) as a view: no copy, the next layer reads it strided.
+        return out.reshape(self.out_channels, n, out_h, out_w).transpose(1, 0, 2, 3)
+
+    def backward(self, dout):
+        """dout (N, F, Ho, Wo) -> dx (N, C, H, W); sets grad_W (F, C, kh, kw), grad_b (1, F, 1, 1)."""
+        dout_matrix = dout.transpose(1, 0, 2, 3).reshape(self.out_channels, -1)
+        cols_matrix = self.cols.reshape(self.W[0].size, -1)
+        self.grad_W = (dout_matrix @ cols_matrix.T).reshape(self.W.shape)
+        self.grad_b = dout_matrix.sum(axis=1).reshape(self.b.shape)
+        dcols = self.W.reshape(self.out_channels, -1).T @ dout_matrix
+        dx = col2im(dcols.reshape(self.cols.shape), self.padded_shape, self.stride)
+        (ph, pw), (height, width) = self.padding, self.padded_shape[2:]
+        return dx[:, :, ph:height - ph, pw:width - pw]
+
+    def __repr__(self):
+        return (f"Conv2d({self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size},"
+                f" stride={self.stride}, padding={self.padding}, dtype={self.W.dtype.name})")
+
+
+class MaxPool2d(Layer):
+    """Max pooling over kh x kw windows taken every (sh, sw) pixels, channel by channel.
+
+    Shapes: x (N, C, H, W), out (N, C, Ho, Wo), Ho = (H - kh) // sh + 1, Wo likewise.
+
+        out[n, c, i, j] = max_{u, v} x[n, c, i*sh + u, j*sw + v]
+
+    dL/dx routes each dout[n, c, i, j] to the position of its window's maximum (the first one
+    in row-major order on a tie, as PyTorch does), adding up where windows overlap.
+
+    The (u, v) entries of all windows form the (N, C, Ho, Wo) block x[:, :, u::sh, v::sw]
+    (cut to Ho x Wo). When the windows tile the input (stride == kernel_size, sizes divisible)
+    these blocks are plain views of the reshape (N, C, Ho, kh, Wo, kw) of x; otherwise strided
+    slices. Forward stacks the kh*kw blocks and takes their maximum; backward loops over the
+    kh*kw offsets, each step one vectorised masked add of a whole block. (Reducing the reshape
+    with `.max(axis=(3, 5))` gives the same forward, but NumPy reduces such short strided axes
+    over ten times slower.)
+
+    Args:
+        kernel_size: kh = kw, or a pair (kh, kw).
+        stride: an int or a pair (sh, sw).
+    """
+
+    def __init__(self, kernel_size=2, stride=2):
+        super().__init__()
+        self.kernel_size = _pair(kernel_size, "kernel_size", 1)
+        self.stride = _pair(stride, "stride", 1)
+
+    def _window_entries(self, x, out_shape):
+        """[x block of offset (u, v), each (N, C, Ho, Wo)] for the offsets in row-major order."""
+        (kh, kw), (sh, sw), (n, c, out_h, out_w) = self.kernel_size, self.stride, out_shape
+        if self.stride == self.kernel_size and x.shape[2:] == (out_h * kh, out_w * kw):
+            tiles = x.reshape(n, c, out_h, kh, out_w, kw)
+            return [tiles[:, :, :, u, :, v] for u in range(kh) for v in range(kw)]
+        return [x[:, :, u:u + sh * out_h:sh, v:v + sw * out_w:sw]
+                for u in range(kh) for v in range(kw)]
+
+    def forward(self, x):
+        """(N, C, H, W) -> (N, C, Ho, Wo)."""
+        if x.ndim != 4:
+            raise ValueError(f"MaxPool2d expects input of shape (N, C, H, W), got {x.shape}")
+        (kh, kw), (sh, sw), (height, width) = self.kernel_size, self.stride, x.shape[2:]
+        if height < kh or width < kw:
+            raise ValueError(f"MaxPool2d input of spatial size {x.shape[2:]} is smaller than "
+                             f"the kernel {self.kernel_size}")
+        out_shape = x.shape[:2] + ((height - kh) // sh + 1, (width - kw) // sw + 1)
+        # Entry k of every window, gathered into one contiguous (kh*kw, N, C, Ho, Wo) array:
+        # elementwise work on contiguous blocks is several times faster than on strided ones.
+        self.windows = np.stack(self._window_entries(x, out_shape))
+        self.x_shape = x.shape
+        return self.windows.max(axis=0)
+
+    def backward(self, dout):
+        """dout (N, C, Ho, Wo) -> dx (N, C, H, W)."""
+        out = self.windows.max(axis=0)
+        unclaimed = np.ones(out.shape, dtype=bool)   # windows whose maximum is still unrouted
+        dx = np.zeros(self.x_shape, dtype=dout.dtype)
+        for entry, dx_entry in zip(self.windows, self._window_entries(dx, dout.shape)):
+            first_max = (entry == out) & unclaimed
+            unclaimed &= ~first_max
+            dx_entry += dout * first_max
+        return dx
+
+    def __repr__(self):
+        return f"MaxPool2d(kernel_size={self.kernel_size}, stride={self.stride})"
+
+
+class Flatten(Layer):
+    """(N, C, H, W) -> (N, C*H*W) (any (N, ...) -> (N, prod(...))); backward reshapes back."""
+
+    def forward(self, x):
+        self.x_shape = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, dout):
+        return dout.reshape(self.x_shape)
+
+    def __repr__(self):
+        return "Flatten()"

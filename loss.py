@@ -1,0 +1,127 @@
+"""Softmax cross-entropy: the maths once, and the assignment's trainable softmax layer.
+
+For a batch of N logit rows z_i (C classes) and integer labels y_i:
+
+    p_ij = exp(z_ij) / sum_k exp(z_ik)                      (softmax)
+    L    = -1/N sum_i log p_{i, y_i}                          (mean cross-entropy)
+    dL/dz_ij = (p_ij - [j == y_i]) / N                        (its gradient)
+
+`log p` is computed as z - max(z) - log(sum exp(z - max(z))) (log-sum-exp), so logits of any
+size give a finite loss. Every model's loss in this project goes through these functions.
+"""
+import numpy as np
+
+from layers import Layer
+
+
+def softmax_cross_entropy(logits, labels):
+    """Mean cross-entropy of softmax(logits) against integer labels, and the probabilities.
+
+    Args:
+        logits: (N, C) array.
+        labels: (N,) integers in [0, C).
+
+    Returns:
+        loss: float, the mean cross-entropy.
+        probs: (N, C) softmax probabilities, kept for `softmax_cross_entropy_backward`.
+    """
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp_shifted = np.exp(shifted)
+    sum_exp = exp_shifted.sum(axis=1, keepdims=True)
+    rows = np.arange(len(labels))
+    log_prob_of_label = shifted[rows, labels] - np.log(sum_exp[:, 0])
+    probs = exp_shifted / sum_exp
+    return float(-log_prob_of_label.mean()), probs
+
+
+def softmax_cross_entropy_backward(probs, labels):
+    """Gradient of the mean cross-entropy with respect to the logits.
+
+    Args:
+        probs: (N, C) probabilities from `softmax_cross_entropy`.
+        labels: (N,) integer labels.
+
+    Returns:
+        (N, C) array dL/dz = (probs - one_hot(labels)) / N.
+    """
+    grad = probs.copy()
+    grad[np.arange(len(labels)), labels] -= 1
+    grad /= len(labels)
+    return grad
+
+
+def accuracy(logits, labels):
+    """Fraction of rows whose largest logit is at the label: float in [0, 1]."""
+    return float(np.mean(np.argmax(logits, axis=1) == labels))
+
+
+class SoftmaxCrossEntropyLoss(Layer):
+    """Softmax regression with its loss: y = softmax(W^T x + b), L = CrossEntropy(y, label).
+
+    Args:
+        num_input: D, the length of an input vector (784 for MNIST).
+        num_output: C, the number of classes.
+        trainable: whether optimizers update W and b.
+        rng: numpy Generator for the initial weights (a fresh one if None).
+        dtype: float dtype of the parameters.
+
+    Attributes:
+        W: (D, C) weights.  b: (1, C) biases.
+        grad_W: (D, C) and grad_b: (1, C), set by `gradient_computing()`.
+    """
+
+    param_names = ("W", "b")
+
+    def __init__(self, num_input, num_output, trainable=True, rng=None, dtype=np.float64):
+        super().__init__(trainable)
+        self.num_input = num_input
+        self.num_output = num_output
+        self.dtype = np.dtype(dtype)
+        self.rng = rng if rng is not None else np.random.default_rng()
+        self.XavierInit()
+
+    def XavierInit(self):
+        """Glorot/Xavier uniform initialisation: W ~ U(-a, a), a = sqrt(6 / (D + C)); b = 0.
+
+        Glorot & Bengio, "Understanding the difficulty of training deep feedforward neural
+        networks", AISTATS 2010.
+        """
+        limit = np.sqrt(6.0 / (self.num_input + self.num_output))
+        shape = (self.num_input, self.num_output)
+        self.W = self.rng.uniform(-limit, limit, size=shape).astype(self.dtype)
+        self.b = np.zeros((1, self.num_output), dtype=self.dtype)
+        self.grad_W = np.zeros_like(self.W)
+        self.grad_b = np.zeros_like(self.b)
+
+    def logits(self, Input):
+        """Class scores z = x W + b: (N, D) -> (N, C)."""
+        return Input @ self.W + self.b
+
+    def forward(self, Input, labels):
+        """Loss and accuracy of a batch; keeps what `gradient_computing` needs.
+
+        Args:
+            Input: (N, D) inputs.
+            labels: (N,) integer labels in [0, C).
+
+        Returns:
+            (loss, acc): the mean cross-entropy and the fraction of correct predictions.
+        """
+        logits = self.logits(Input)
+        loss, self.probs = softmax_cross_entropy(logits, labels)
+        self.Input, self.labels = Input, labels
+        return loss, accuracy(logits, labels)
+
+    def gradient_computing(self):
+        """Set grad_W = x^T dL/dz, (D, C), and grad_b = sum_i dL/dz_i, (1, C), for the last batch."""
+        grad_logits = softmax_cross_entropy_backward(self.probs, self.labels)
+        self.grad_W = self.Input.T @ grad_logits
+        self.grad_b = grad_logits.sum(axis=0, keepdims=True)
+
+    def predict(self, Input):
+        """Predicted class of each row: (N, D) -> (N,) integers."""
+        return np.argmax(self.logits(Input), axis=1)
+
+    def __repr__(self):
+        return (f"SoftmaxCrossEntropyLoss(num_input={self.num_input}, "
+                f"num_output={self.num_output}, dtype={self.dtype.name})")

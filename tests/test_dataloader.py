@@ -1,0 +1,140 @@
+"""The data pipeline: MNIST's splits, every sample once per epoch, batch shapes, preprocessing."""
+import numpy as np
+import pytest
+
+from conftest import MNIST_ROOT, write_dataset
+from dataloader import (DataNotFoundError, Dataloader, Dataset, IterationBatchSampler,
+                        build_dataloader, preprocess)
+from idx import IDXError
+
+
+def test_mnist_split_sizes():
+    sizes = {mode: len(Dataset(MNIST_ROOT, mode)) for mode in ("train", "val", "test")}
+    assert sizes == {"train": 55000, "val": 5000, "test": 10000}
+
+
+def test_train_and_val_are_the_two_ends_of_the_training_file(tmp_path):
+    folder, arrays = write_dataset(tmp_path, num_train=50)
+    images, labels = arrays["train"]
+    train, val = Dataset(folder, "train", val_size=10), Dataset(folder, "val", val_size=10)
+    np.testing.assert_array_equal(train.images, images[:40].reshape(40, -1))
+    np.testing.assert_array_equal(val.images, images[40:].reshape(10, -1))
+    np.testing.assert_array_equal(np.concatenate([train.labels, val.labels]), labels)
+
+
+def test_test_split_is_the_t10k_file(tmp_path):
+    folder, arrays = write_dataset(tmp_path, num_test=30)
+    test = Dataset(folder, "test")
+    np.testing.assert_array_equal(test.labels, arrays["t10k"][1])
+
+
+@pytest.mark.parametrize("gz, dotted", [(False, False), (True, False), (False, True), (True, True)])
+def test_every_file_spelling_is_accepted(tmp_path, gz, dotted):
+    folder, arrays = write_dataset(tmp_path, num_train=20, gz=gz, dotted=dotted)
+    assert len(Dataset(folder, "val", val_size=5)) == 5
+
+
+def test_items_are_preprocessed_the_assignments_way(tmp_path):
+    folder, arrays = write_dataset(tmp_path, num_train=20)
+    ds = Dataset(folder, "train", val_size=5)
+    image, label = ds[3]
+    pixels = arrays["train"][0][3].reshape(-1) / 255.0
+    assert image.shape == (784,) and isinstance(label, int)
+    np.testing.assert_allclose(image, pixels - pixels.mean(), atol=1e-12)
+    assert label == arrays["train"][1][3]
+
+
+def test_a_batch_of_indices_equals_the_items_one_by_one(tmp_path):
+    folder, _ = write_dataset(tmp_path, num_train=20)
+    ds = Dataset(folder, "train", val_size=5)
+    indices = np.array([4, 0, 9, 4])
+    images, labels = ds[indices]
+    assert images.shape == (4, 784) and labels.shape == (4,)
+    for row, i in enumerate(indices):
+        np.testing.assert_array_equal(images[row], ds[i][0])
+        assert labels[row] == ds[i][1]
+
+
+def test_preprocessing_options_and_dtype():
+    pixels = np.array([[0, 255, 51, 102]], dtype=np.uint8)
+    np.testing.assert_allclose(preprocess(pixels, np.float64, "scale"), [[0, 1, 0.2, 0.4]])
+    centred = preprocess(pixels, np.float32, "center")
+    assert centred.dtype == np.float32
+    np.testing.assert_allclose(centred, [[-0.4, 0.6, -0.2, 0.0]], atol=1e-6)
+
+
+@pytest.mark.parametrize("n, batch_size", [(100, 10), (103, 10), (7, 7), (5, 8), (9, 1)])
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_sampler_covers_every_index_once_per_epoch(n, batch_size, shuffle):
+    sampler = IterationBatchSampler(range(n), 2, batch_size, shuffle, rng=np.random.default_rng(0))
+    for _ in range(2):
+        sampler.prepare_epoch_indices()
+        batches = list(sampler)
+        assert len(batches) == len(sampler) == -(-n // batch_size)
+        assert all(len(b) == batch_size for b in batches[:-1])
+        np.testing.assert_array_equal(np.sort(np.concatenate(batches)), np.arange(n))
+        if not shuffle:
+            np.testing.assert_array_equal(np.concatenate(batches), np.arange(n))
+
+
+def test_shuffling_differs_between_epochs_and_follows_the_rng():
+    def two_epochs(seed):
+        sampler = IterationBatchSampler(range(50), 2, 50, rng=np.random.default_rng(seed))
+        orders = []
+        for _ in range(2):
+            sampler.prepare_epoch_indices()
+            orders.append(next(iter(sampler)).copy())
+        return orders
+    first, second = two_epochs(3)
+    assert not np.array_equal(first, second)
+    np.testing.assert_array_equal(two_epochs(3)[1], second)
+
+
+@pytest.mark.parametrize("batch_size", [0, -1, 2.5, "8"])
+def test_sampler_rejects_impossible_batch_sizes(batch_size):
+    with pytest.raises(ValueError, match="batch_size"):
+        IterationBatchSampler(range(5), 1, batch_size)
+
+
+def test_loader_yields_batches_and_prepares_every_epoch(tmp_path):
+    folder, _ = write_dataset(tmp_path, num_train=45)
+    loader = build_dataloader(folder, 2, 8, shuffle=True, mode="train", val_size=5,
+                              rng=np.random.default_rng(0))
+    assert isinstance(loader, Dataloader) and len(loader) == 5
+    for _ in range(2):
+        batches = list(loader)
+        assert [x.shape for x, _ in batches] == [(8, 784)] * 5
+        assert sum(len(y) for _, y in batches) == 40
+    shapes = [x.shape for x, _ in build_dataloader(folder, 1, 16, mode="train", val_size=5)]
+    assert shapes == [(16, 784), (16, 784), (8, 784)]
+
+
+def test_missing_folder_lists_every_path_and_the_fix(tmp_path):
+    with pytest.raises(DataNotFoundError) as info:
+        Dataset(str(tmp_path / "nowhere"))
+    message = str(info.value)
+    assert "train-images-idx3-ubyte.gz" in message and "train-images.idx3-ubyte" in message
+    assert "does not exist" in message and "fetch.py" in message
+
+
+def test_images_and_labels_of_different_counts(tmp_path):
+    folder, _ = write_dataset(tmp_path, num_train=20)
+    other, _ = write_dataset(tmp_path / "other", num_train=21)
+    import shutil
+    shutil.copy(f"{other}/train-labels-idx1-ubyte.gz", f"{folder}/train-labels-idx1-ubyte.gz")
+    with pytest.raises(IDXError, match="20 images but .* 21 labels"):
+        Dataset(folder, val_size=5)
+
+
+def test_labels_outside_num_classes(tmp_path):
+    folder, _ = write_dataset(tmp_path, num_train=40, num_classes=10)
+    with pytest.raises(IDXError, match="num_classes"):
+        Dataset(folder, "train", num_classes=3, val_size=5)
+
+
+def test_impossible_mode_and_val_size(tmp_path):
+    folder, _ = write_dataset(tmp_path, num_train=20)
+    with pytest.raises(ValueError, match="mode='valid'"):
+        Dataset(folder, "valid")
+    with pytest.raises(ValueError, match="val_size=20"):
+        Dataset(folder, "train", val_size=20)

@@ -1,0 +1,99 @@
+"""Softmax cross-entropy: exact values, stable for huge logits, and gradients proven numerically."""
+import numpy as np
+import pytest
+
+from gradcheck import numerical_gradient, relative_error
+from loss import (SoftmaxCrossEntropyLoss, accuracy, softmax_cross_entropy,
+                  softmax_cross_entropy_backward)
+
+
+def reference_loss(x, W, b, labels):
+    """Cross-entropy written the textbook way (fine for moderate logits)."""
+    z = x @ W + b
+    p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    return -np.mean(np.log(p[np.arange(len(labels)), labels]))
+
+
+@pytest.fixture
+def layer_and_batch():
+    rng = np.random.default_rng(0)
+    layer = SoftmaxCrossEntropyLoss(12, 5, rng=rng)
+    layer.W = rng.normal(size=(12, 5))
+    layer.b = rng.normal(size=(1, 5))
+    x = rng.normal(size=(9, 12))
+    labels = rng.integers(0, 5, size=9)
+    return layer, x, labels
+
+
+def test_xavier_init_shapes_range_and_zero_bias():
+    layer = SoftmaxCrossEntropyLoss(784, 10, rng=np.random.default_rng(0))
+    limit = np.sqrt(6 / (784 + 10))
+    assert layer.W.shape == (784, 10) and layer.b.shape == (1, 10)
+    assert np.abs(layer.W).max() <= limit and np.abs(layer.W).max() > 0.9 * limit
+    assert not layer.b.any()
+
+
+def test_same_rng_seed_gives_same_weights():
+    a = SoftmaxCrossEntropyLoss(5, 3, rng=np.random.default_rng(4))
+    b = SoftmaxCrossEntropyLoss(5, 3, rng=np.random.default_rng(4))
+    np.testing.assert_array_equal(a.W, b.W)
+
+
+def test_forward_gives_mean_cross_entropy_and_accuracy(layer_and_batch):
+    layer, x, labels = layer_and_batch
+    loss, acc = layer.forward(x, labels)
+    assert loss == pytest.approx(reference_loss(x, layer.W, layer.b, labels), rel=1e-12)
+    assert acc == np.mean(np.argmax(x @ layer.W + layer.b, axis=1) == labels)
+
+
+@pytest.mark.parametrize("name", ["W", "b"])
+def test_gradients_match_centred_differences(layer_and_batch, name):
+    layer, x, labels = layer_and_batch
+    layer.forward(x, labels)
+    layer.gradient_computing()
+    numeric = numerical_gradient(lambda: layer.forward(x, labels)[0], getattr(layer, name))
+    analytic = getattr(layer, "grad_" + name)
+    assert analytic.shape == getattr(layer, name).shape
+    assert relative_error(analytic, numeric) < 1e-7
+
+
+def test_huge_logits_give_finite_loss_and_gradient():
+    logits = np.array([[1e4, 0.0, -1e4], [0.0, 0.0, 1e4]])
+    labels = np.array([1, 2])
+    loss, probs = softmax_cross_entropy(logits, labels)
+    assert loss == pytest.approx(5e3)
+    grad = softmax_cross_entropy_backward(probs, labels)
+    assert np.all(np.isfinite(grad))
+    np.testing.assert_allclose(grad, [[0.5, -0.5, 0.0], [0.0, 0.0, 0.0]], atol=1e-12)
+
+
+def test_gradient_rows_sum_to_zero():
+    rng = np.random.default_rng(1)
+    _, probs = softmax_cross_entropy(rng.normal(size=(6, 4)), np.array([0, 1, 2, 3, 0, 1]))
+    grad = softmax_cross_entropy_backward(probs, np.array([0, 1, 2, 3, 0, 1]))
+    np.testing.assert_allclose(grad.sum(axis=1), 0, atol=1e-15)
+
+
+def test_float32_stays_float32():
+    layer = SoftmaxCrossEntropyLoss(6, 3, rng=np.random.default_rng(0), dtype=np.float32)
+    x = np.ones((4, 6), dtype=np.float32)
+    layer.forward(x, np.array([0, 1, 2, 0]))
+    layer.gradient_computing()
+    assert layer.W.dtype == layer.grad_W.dtype == layer.grad_b.dtype == np.float32
+
+
+def test_accuracy_and_predict():
+    assert accuracy(np.array([[0, 1.0], [2.0, 1], [0, 3.0]]), np.array([1, 1, 1])) == 2 / 3
+    layer = SoftmaxCrossEntropyLoss(2, 2)
+    layer.W, layer.b = np.eye(2), np.zeros((1, 2))
+    np.testing.assert_array_equal(layer.predict(np.array([[0, 1.0], [3.0, 1]])), [1, 0])
+
+
+def test_named_parameters_follow_reassignment():
+    layer = SoftmaxCrossEntropyLoss(3, 2)
+    layer.W = np.full((3, 2), 7.0)
+    names = [name for name, _, _ in layer.named_parameters()]
+    assert names == ["W", "b"]
+    assert layer.parameters_dict()["W"] is layer.W
+    layer.trainable = False
+    assert list(layer.named_parameters()) == []

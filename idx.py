@@ -11,6 +11,7 @@ Every check happens before any array is built, so a header that merely *claims* 
 is rejected without allocating memory for it.
 """
 import gzip
+import math
 import os
 import zlib
 
@@ -19,6 +20,8 @@ import numpy as np
 LABELS_MAGIC = 2049
 IMAGES_MAGIC = 2051
 _UNSIGNED_BYTE = 0x08
+_MAX_NDIM = 32  # the fewest dimensions a NumPy array may have at most (32 before NumPy 2, 64 since)
+_KINDS = {LABELS_MAGIC: "labels", IMAGES_MAGIC: "images"}
 
 
 class IDXError(ValueError):
@@ -51,12 +54,18 @@ def read_idx_bytes(raw, name="<bytes>"):
     ndim = raw[3]
     if ndim == 0:
         raise IDXError(f"{name}: the header declares zero dimensions")
+    if ndim > _MAX_NDIM:
+        raise IDXError(f"{name}: the header declares {ndim} dimensions, more than the "
+                       f"{_MAX_NDIM} an array can have (the header is corrupt)")
     header_size = 4 + 4 * ndim
     if len(raw) < header_size:
         raise IDXError(f"{name}: the header declares {ndim} dimensions but the file ends "
                        f"after {len(raw)} bytes (truncated)")
     shape = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
-    expected = header_size + int(np.prod(shape, dtype=object))
+    if math.prod(d for d in shape if d) > np.iinfo(np.intp).max:
+        raise IDXError(f"{name}: header declares shape {shape}, too large for any array "
+                       "(the header is corrupt)")
+    expected = header_size + math.prod(shape)
     if len(raw) != expected:
         problem = "truncated" if len(raw) < expected else "has trailing bytes"
         raise IDXError(f"{name}: header declares shape {shape}, i.e. {expected} bytes in all, "
@@ -96,7 +105,7 @@ def read_idx(path, expected_magic=None):
     if expected_magic is not None and len(raw) >= 4:
         magic = int.from_bytes(raw[:4], "big")
         if magic != expected_magic:
-            kind = {LABELS_MAGIC: "labels", IMAGES_MAGIC: "images"}[expected_magic]
+            kind = _KINDS.get(expected_magic, f"{expected_magic & 0xFF}-dimensional")
             raise IDXError(f"{name}: magic number {magic}, expected {expected_magic} for an "
                            f"IDX {kind} file")
     return read_idx_bytes(raw, name)

@@ -2,11 +2,19 @@
 
 `OPTIONS` is the single source of truth: `validate_cfg` checks a user's cfg against it, the
 command line builds its flags from it, and the README's table lists it.
+
+Keys of an update rule's or a schedule's hyper-parameters default to None, meaning "that
+rule's own default"; giving one the chosen rule does not take (say `beta1` with 'sgd') is an
+error, so a cfg never silently ignores a value.
 """
 import difflib
 import numbers
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
+
+from model import MODELS
+from optimizer import OPTIMIZERS, optimizer_hyperparameters
+from schedule import SCHEDULES, schedule_hyperparameters
 
 
 class ConfigError(ValueError):
@@ -65,13 +73,27 @@ def text(v):
     return None if isinstance(v, str) else "a string"
 
 
+def boolean(v):
+    return None if isinstance(v, bool) else "True or False"
+
+
+def model_choice(v):
+    """Check: a name of model.MODELS, or a model object with the Solver's model interface."""
+    if isinstance(v, str):
+        return None if v in MODELS else f"one of {', '.join(map(repr, MODELS))} or a model object"
+    needed = ("forward", "gradient_computing", "named_parameters", "train")
+    missing = [name for name in needed if not callable(getattr(v, name, None))]
+    return f"a model with {', '.join(missing)} methods (see model.Sequential)" if missing else None
+
+
 OPTIONS = {
     # The assignment's keys.
     "data_root": Option("data", "folder holding the IDX files (raw or .gz)", text),
     "max_epoch": Option(10, "number of passes over the training set", integer(1)),
     "batch_size": Option(100, "samples per mini-batch", integer(1)),
     "learning_rate": Option(0.01, "step size of the optimizer", real(0, low_open=True, high=None)),
-    "momentum": Option(0.9, "SGD momentum, 0 for plain SGD", real(0, 1)),
+    "momentum": Option(None, "momentum of 'sgd' or 'rmsprop' (None: the rule's default, 0)",
+                       optional(real(0, 1))),
     "display_freq": Option(50, "print the training loss every this many batches", integer(1)),
     # Beyond the assignment.
     "seed": Option(None, "seed of the run's random generator (None: a fresh one each run)",
@@ -83,7 +105,42 @@ OPTIONS = {
                        integer(1)),
     "preprocessing": Option("center", "'center': pixels/255 minus the image's mean "
                             "(the assignment's); 'scale': pixels/255", one_of("center", "scale")),
+    "model": Option("softmax", "'softmax' (the assignment's), 'mlp', 'mlp_bn', 'cnn', or a model "
+                    "object", model_choice),
+    # The update rule and its hyper-parameters (None: the rule's own default).
+    "optimizer": Option("sgd", "update rule: " + ", ".join(OPTIMIZERS), one_of(*OPTIMIZERS)),
+    "weight_decay": Option(None, "L2 weight decay (decoupled for 'adamw')", optional(real(0))),
+    "nesterov": Option(None, "Nesterov momentum for 'sgd'", optional(boolean)),
+    "beta1": Option(None, "first-moment decay of 'adam', 'adamw', 'adamax'", optional(real(0, 1))),
+    "beta2": Option(None, "second-moment decay of 'adam', 'adamw', 'adamax'", optional(real(0, 1))),
+    "alpha": Option(None, "square-average decay of 'rmsprop'", optional(real(0, 1))),
+    "eps": Option(None, "denominator term of the adaptive rules", optional(real(0, low_open=True))),
+    # The learning-rate schedule, applied per epoch.
+    "lr_schedule": Option("constant", "learning-rate schedule: " + ", ".join(SCHEDULES),
+                          one_of(*SCHEDULES)),
+    "lr_step_size": Option(None, "epochs between decays of the 'step' schedule",
+                           optional(integer(1))),
+    "lr_gamma": Option(None, "decay factor of the 'step' schedule",
+                       optional(real(0, low_open=True))),
+    "lr_min": Option(None, "final rate of the 'cosine' schedule", optional(real(0))),
+    "warmup_epochs": Option(0, "epochs of linear learning-rate warm-up", integer(0)),
+    # Training control.
+    "patience": Option(None, "stop after this many epochs without improvement of `monitor`, "
+                       "then restore the best epoch's weights (None: never stop early)",
+                       optional(integer(1))),
+    "monitor": Option("val_acc", "validation metric for early stopping and the best checkpoint",
+                      one_of("val_acc", "val_loss")),
+    "checkpoint_dir": Option(None, "folder for last.npz (every epoch) and best.npz checkpoints",
+                             optional(text)),
+    "progress": Option(False, "show a progress bar (the assignment's log lines are unchanged)",
+                       boolean),
 }
+
+# cfg key -> keyword of the update rule, and of the schedule.
+OPTIMIZER_KEYS = {key: key for key in
+                  ("momentum", "weight_decay", "nesterov", "beta1", "beta2", "alpha", "eps")}
+SCHEDULE_KEYS = {"lr_step_size": "step_size", "lr_gamma": "gamma", "lr_min": "min_rate",
+                 "warmup_epochs": "warmup_epochs"}
 
 
 def defaults():
@@ -114,4 +171,47 @@ def validate_cfg(cfg):
         problem = OPTIONS[key].check(value) if OPTIONS[key].check else None
         if problem:
             raise ConfigError(f"cfg[{key!r}] = {value!r} is impossible: it must be {problem}")
-    return {**defaults(), **cfg}
+    full = {**defaults(), **cfg}
+    optimizer_kwargs(full)
+    schedule_kwargs(full)
+    return full
+
+
+def _keywords_for(cfg, keys, accepted, what):
+    """{keyword: value} of the cfg keys in `keys` that are set (not None).
+
+    Raises:
+        ConfigError: a key is set that `what` does not take.
+    """
+    chosen = {}
+    for key, keyword in keys.items():
+        if cfg.get(key) is None:
+            continue
+        if keyword not in accepted:
+            takes = [k for k, kw in keys.items() if kw in accepted]
+            raise ConfigError(f"cfg[{key!r}] = {cfg[key]!r} does not apply to {what}, which takes "
+                              f"{', '.join(takes) or 'none of these keys'}; remove it or choose "
+                              "another rule")
+        chosen[keyword] = cfg[key]
+    return chosen
+
+
+def optimizer_kwargs(cfg):
+    """The hyper-parameters cfg gives its update rule: {keyword: value}."""
+    name = cfg["optimizer"]
+    return _keywords_for(cfg, OPTIMIZER_KEYS, optimizer_hyperparameters(name),
+                         f"optimizer {name!r}")
+
+
+def schedule_kwargs(cfg):
+    """The keywords cfg gives its learning-rate schedule: {keyword: value}."""
+    name = cfg["lr_schedule"]
+    accepted = schedule_hyperparameters(name)
+    chosen = _keywords_for(cfg, SCHEDULE_KEYS, accepted, f"lr_schedule {name!r}")
+    if "step_size" in accepted and "step_size" not in chosen:
+        raise ConfigError(f"lr_schedule {name!r} needs cfg['lr_step_size'], the number of epochs "
+                          "between decays")
+    if chosen.get("warmup_epochs", 0) >= cfg["max_epoch"]:
+        raise ConfigError(f"cfg['warmup_epochs'] = {chosen['warmup_epochs']} leaves no epoch of "
+                          f"the {cfg['max_epoch']}-epoch run; use warmup_epochs < max_epoch")
+    return chosen

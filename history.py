@@ -1,20 +1,26 @@
 """What a training run records, epoch by epoch, and the convergence measures a report quotes."""
 import numpy as np
 
-FIELDS = ("train_loss", "train_acc", "val_loss", "val_acc", "epoch_time", "learning_rate")
+FIELDS = ("train_loss", "train_acc", "val_loss", "val_acc", "epoch_time", "learning_rate",
+          "l2_penalty")
 
 
 class History:
     """Per-epoch records of a run: one list per field of FIELDS, all of the same length.
 
     Attributes:
-        train_loss, train_acc: averages over the epoch's training batches (weighted by size).
+        train_loss, train_acc: averages over the epoch's training batches (weighted by size);
+            train_loss is the cross-entropy alone, without any weight-decay penalty.
         val_loss, val_acc: on the validation set after the epoch.
         epoch_time: wall seconds of the epoch, its validation included.
         learning_rate: the rate the optimizer used during the epoch.
+        l2_penalty: 0.5 * weight_decay * sum of squared parameters at the epoch's end (0 without
+            weight decay); train_loss + l2_penalty is the regularised objective.
+        monitor: the validation metric that decides the best epoch, 'val_acc' or 'val_loss'.
     """
 
-    def __init__(self, records=None):
+    def __init__(self, records=None, monitor="val_acc"):
+        self.monitor = monitor
         for field in FIELDS:
             setattr(self, field, list((records or {}).get(field, [])))
 
@@ -36,8 +42,17 @@ class History:
 
     @property
     def best_epoch(self):
-        """0-based epoch of the highest validation accuracy (the first, on ties), or None."""
-        return int(np.argmax(self.val_acc)) if self.val_acc else None
+        """0-based epoch of the best `monitor` value (the first, on ties), or None if empty."""
+        if not len(self):
+            return None
+        if self.monitor == "val_loss":
+            return int(np.argmin(self.val_loss))
+        return int(np.argmax(self.val_acc))
+
+    @property
+    def train_loss_with_penalty(self):
+        """Per epoch: the regularised objective, train_loss + l2_penalty."""
+        return [loss + penalty for loss, penalty in zip(self.train_loss, self.l2_penalty)]
 
     def epochs_to_reach(self, val_acc):
         """Number of epochs until validation accuracy first reached `val_acc`, or None if never."""

@@ -28,10 +28,10 @@ def softmax_cross_entropy(logits, labels):
     shifted = logits - logits.max(axis=1, keepdims=True)
     exp_shifted = np.exp(shifted)
     sum_exp = exp_shifted.sum(axis=1, keepdims=True)
-    rows = np.arange(len(labels))
-    log_prob_of_label = shifted[rows, labels] - np.log(sum_exp[:, 0])
+    # -log p_label = log(sum exp(shifted)) - shifted_label, a sum of non-negative terms
+    neg_log_prob_of_label = np.log(sum_exp[:, 0]) - shifted[np.arange(len(labels)), labels]
     probs = exp_shifted / sum_exp
-    return float(-log_prob_of_label.mean()), probs
+    return float(neg_log_prob_of_label.mean()), probs
 
 
 def softmax_cross_entropy_backward(probs, labels):

@@ -267,7 +267,8 @@ class Optimizer:
             return [f"it was saved by {rule or 'an unknown rule'!r}, this optimizer is "
                     f"{type(self).__name__}"]
         step = saved.get("step_count")
-        if step is None or step.shape != () or not np.issubdtype(step.dtype, np.integer) or step < 0:
+        if (step is None or step.shape != () or not np.issubdtype(step.dtype, np.integer)
+                or step < 0):
             return [f"step_count must be a non-negative integer scalar, got {step!r}"]
         problems = []
         hyper = {f"hyperparameters/{k}": v for k, v in self.hyperparameters().items()}

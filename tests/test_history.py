@@ -8,7 +8,7 @@ def make_history(val_accs, times):
     history = History()
     for acc, seconds in zip(val_accs, times):
         history.append(train_loss=1 - acc, train_acc=acc, val_loss=1 - acc, val_acc=acc,
-                       epoch_time=seconds, learning_rate=0.1)
+                       epoch_time=seconds, learning_rate=0.1, l2_penalty=0.01)
     return history
 
 

@@ -7,7 +7,7 @@ import pytest
 from conftest import tiny_cfg
 from config import ConfigError
 from history import FIELDS
-from solver import Solver
+from solver import Solver, TrainingDivergedError
 
 
 def numbers_of(history):
@@ -105,3 +105,120 @@ def test_static_builders(tiny_data):
     runner = Solver(cfg)
     optimizer = Solver.build_optimizer(runner.model, cfg)
     assert optimizer.learning_rate == 0.01 and optimizer.momentum == 0.9
+
+
+# ---- training control ----
+
+def test_schedule_sets_the_rate_of_every_epoch(tiny_data, capsys):
+    runner = Solver(tiny_cfg(tiny_data, max_epoch=4, lr_schedule="step", lr_step_size=2,
+                             lr_gamma=0.5, learning_rate=0.1))
+    runner.train()
+    assert runner.history.learning_rate == [0.1, 0.1, 0.05, 0.05]
+
+
+def test_weight_decay_penalty_is_recorded_separately(tiny_data, capsys):
+    runner = Solver(tiny_cfg(tiny_data, max_epoch=1, weight_decay=0.01))
+    runner.train()
+    squares = sum(float(np.sum(p ** 2)) for _, p, _ in runner.model.named_parameters())
+    assert runner.history.l2_penalty == [pytest.approx(0.005 * squares)]
+    assert runner.history.train_loss_with_penalty[0] > runner.history.train_loss[0]
+
+
+def test_early_stopping_stops_and_restores_the_best_weights(tiny_data, capsys, monkeypatch):
+    runner = Solver(tiny_cfg(tiny_data, max_epoch=10, patience=2))
+    scripted = iter([(0.5, 0.80), (0.4, 0.90), (0.45, 0.85), (0.5, 0.88), (0.3, 0.95)])
+    snapshots = []
+
+    def fake_validate():
+        snapshots.append(runner.model.W.copy())
+        return next(scripted)
+    monkeypatch.setattr(runner, "validate", fake_validate)
+    runner.train()
+    assert len(runner.history) == 4 and runner.history.best_epoch == 1
+    np.testing.assert_array_equal(runner.model.W, snapshots[1])
+    assert "Early stopping" in capsys.readouterr().out
+
+
+def test_early_stopping_can_monitor_the_loss(tiny_data, capsys, monkeypatch):
+    runner = Solver(tiny_cfg(tiny_data, max_epoch=10, patience=1, monitor="val_loss"))
+    scripted = iter([(0.5, 0.80), (0.4, 0.70), (0.45, 0.99)])
+    monkeypatch.setattr(runner, "validate", lambda: next(scripted))
+    runner.train()
+    assert len(runner.history) == 3 and runner.history.best_epoch == 1
+
+
+def test_divergence_stops_with_a_clear_error_and_finite_weights(tiny_data, capsys):
+    runner = Solver(tiny_cfg(tiny_data, model="mlp", learning_rate=1e3, max_epoch=5))
+    with pytest.raises(TrainingDivergedError, match=r"epoch 0, batch \d+.*smaller one"):
+        runner.train()
+    assert all(np.isfinite(p).all() for _, p, _ in runner.model.named_parameters())
+
+
+def test_divergence_keeps_the_last_good_checkpoint(tiny_data, tmp_path, capsys, monkeypatch):
+    folder = tmp_path / "checkpoints"
+    cfg = tiny_cfg(tiny_data, model="mlp", max_epoch=3)
+    runner = Solver({**cfg, "checkpoint_dir": str(folder)})
+    original = runner._train_one_epoch
+
+    def explode_in_epoch_2():
+        if runner.epoch == 2:
+            runner.optimizer.learning_rate = 1e3
+        return original()
+    monkeypatch.setattr(runner, "_train_one_epoch", explode_in_epoch_2)
+    with pytest.raises(TrainingDivergedError, match="epoch 2"):
+        runner.train()
+    resumed = Solver(cfg)
+    resumed.load_checkpoint(str(folder / "last.npz"))
+    assert resumed.epoch == 2
+    assert all(np.isfinite(p).all() for _, p, _ in resumed.model.named_parameters())
+
+
+def test_ctrl_c_keeps_the_history_and_the_last_epoch_on_disk(tiny_data, tmp_path, capsys,
+                                                            monkeypatch):
+    folder = tmp_path / "checkpoints"
+    runner = Solver(tiny_cfg(tiny_data, max_epoch=5, checkpoint_dir=str(folder)))
+    original = runner.optimizer.step
+
+    def step_until_epoch_2():
+        if runner.epoch == 2:
+            raise KeyboardInterrupt
+        original()
+    monkeypatch.setattr(runner.optimizer, "step", step_until_epoch_2)
+    losses, accs = runner.train()
+    assert runner.interrupted and len(losses) == len(runner.history) == 2
+    assert "interrupted during epoch 2" in capsys.readouterr().out
+    resumed = Solver.resume(str(folder / "last.npz"))
+    assert resumed.epoch == 2
+
+
+@pytest.mark.parametrize("progress", [False, True])
+def test_progress_bar_leaves_the_log_unchanged(tiny_data, capsys, progress):
+    Solver(tiny_cfg(tiny_data, max_epoch=1, progress=progress)).train()
+    captured = capsys.readouterr()
+    assert captured.out.count("Training Loss") == 2  # batches 0 and 10 of 16
+    assert ("Epoch 0" in captured.err) == progress  # tqdm draws on stderr
+
+
+@pytest.mark.parametrize("model", ["mlp", "mlp_bn", "cnn"])
+def test_every_model_trains_through_the_same_solver(tiny_data, capsys, model):
+    runner = Solver(tiny_cfg(tiny_data, max_epoch=2, model=model, learning_rate=0.05))
+    losses, _ = runner.train()
+    assert losses[1] < losses[0] and runner.test()[1] > 0.5
+
+
+def test_a_model_object_can_be_given(tiny_data, capsys):
+    from model import build_model
+    custom = build_model("mlp", rng=np.random.default_rng(0))
+    runner = Solver(tiny_cfg(tiny_data, model=custom, max_epoch=1))
+    assert runner.model is custom
+    runner.train()
+
+
+def test_every_optimizer_trains(tiny_data, capsys):
+    from optimizer import OPTIMIZERS
+    for name in OPTIMIZERS:
+        momentum = 0.9 if name == "sgd" else None
+        runner = Solver(tiny_cfg(tiny_data, max_epoch=2, optimizer=name, momentum=momentum,
+                                 learning_rate=0.001 if name.startswith("adam") else 0.01))
+        runner.train()
+        assert runner.test()[1] > 0.8, name

@@ -1,0 +1,248 @@
+"""Multi-layer models: a `Sequential` stack of layers topped by a softmax cross-entropy head,
+and `build_model`, which makes any model of the registry `MODELS` by name.
+
+Every model here has the interface of `loss.SoftmaxCrossEntropyLoss`, so the solver and the
+optimizers treat the assignment's softmax regression and a deep network alike:
+
+    loss, acc = model.forward(Input, labels)    # Input (N, D) rows, labels (N,)
+    model.gradient_computing()                  # sets every parameter's gradient
+    for name, param, grad in model.named_parameters(): ...
+
+The head's maths (softmax, cross-entropy and its gradient) is the one in loss.py.
+"""
+import difflib
+import math
+
+import numpy as np
+
+from layers import (BatchNorm1d, BatchNorm2d, Conv2d, Flatten, Layer, Linear, MaxPool2d, ReLU,
+                    _check_int)
+from loss import (SoftmaxCrossEntropyLoss, accuracy, softmax_cross_entropy,
+                  softmax_cross_entropy_backward)
+
+
+class Sequential(Layer):
+    """Layers applied in order, then softmax cross-entropy on the last layer's output.
+
+    For input rows x (N, D) and labels y (N,):
+
+        z = layer_K(... layer_1(x))                 logits, (N, C)
+        L = mean_n -log softmax(z_n)[y_n]           (loss.softmax_cross_entropy)
+
+    and `gradient_computing` sends dL/dz = (softmax(z) - one_hot(y)) / N back through the
+    layers in reverse order, each setting its parameters' gradients.
+
+    Args:
+        layers: the layers, e.g. [Linear(784, 128), ReLU(), Linear(128, 10)].
+        input_shape: shape of one sample as the first layer wants it, e.g. (1, 28, 28) for a
+            convolutional net; each (N, D) batch is then reshaped (as a view) to
+            (N,) + input_shape, and D must equal prod(input_shape). None keeps (N, D) rows.
+
+    Attributes:
+        layers: the list of layers.
+        trainable: when False the model reports no parameters and is never updated.
+        training: the mode last set by `train()` / `eval()` (the layers follow it).
+        dtype: the parameters' dtype; inputs are converted to it (no copy when it already
+            matches), so a float32 model computes in float32 whatever the data's dtype.
+    """
+
+    def __init__(self, layers, input_shape=None):
+        super().__init__()
+        self.layers = list(layers)
+        if not self.layers:
+            raise ValueError("Sequential needs at least one layer, got an empty list")
+        for index, layer in enumerate(self.layers):
+            if not isinstance(layer, Layer) or not hasattr(layer, "backward"):
+                raise ValueError(f"layer {index} of Sequential is {layer!r}: every layer must be"
+                                 " a layers.Layer with forward(x) and backward(dout)")
+        self.input_shape = None
+        if input_shape is not None:
+            self.input_shape = tuple(_check_int(size, "input_shape entry", 1)
+                                     for size in input_shape)
+        self.dtype = next((param.dtype for _, param, _ in self.named_parameters()), None)
+        self._probs = self._labels = None
+
+    def _prepare(self, Input):
+        """(N, D) rows -> the first layer's input: converted to `dtype`, reshaped to input_shape."""
+        Input = np.asarray(Input)
+        if Input.ndim != 2:
+            raise ValueError(f"Input must be a 2-D (N, D) array of rows, got shape {Input.shape}")
+        if self.dtype is not None:
+            Input = Input.astype(self.dtype, copy=False)
+        if self.input_shape is None:
+            return Input
+        if Input.shape[1] != math.prod(self.input_shape):
+            raise ValueError(f"Input rows have {Input.shape[1]} values but input_shape "
+                             f"{self.input_shape} needs {math.prod(self.input_shape)}")
+        return Input.reshape((len(Input),) + self.input_shape)
+
+    def logits(self, Input):
+        """Class scores: (N, D) -> (N, C), computed in the current mode (train or eval)."""
+        x = self._prepare(Input)
+        for layer in self.layers:
+            x = layer.forward(x)
+        return x
+
+    def forward(self, Input, labels):
+        """Loss and accuracy of a batch; keeps what `gradient_computing` needs.
+
+        Args:
+            Input: (N, D) inputs.
+            labels: (N,) integer labels in [0, C).
+
+        Returns:
+            (loss, acc): the mean cross-entropy and the fraction of correct predictions.
+        """
+        logits = self.logits(Input)
+        labels = np.asarray(labels)
+        if labels.shape != (len(logits),) or not np.issubdtype(labels.dtype, np.integer):
+            raise ValueError(f"labels must be ({len(logits)},) integers to match the batch, got "
+                             f"shape {labels.shape} and dtype {labels.dtype}")
+        if len(labels) and (labels.min() < 0 or labels.max() >= logits.shape[1]):
+            raise ValueError(f"labels must lie in [0, {logits.shape[1]}), got values from "
+                             f"{labels.min()} to {labels.max()}")
+        loss, self._probs = softmax_cross_entropy(logits, labels)
+        self._labels = labels
+        return loss, accuracy(logits, labels)
+
+    def gradient_computing(self):
+        """Backpropagate the last `forward`'s loss: every layer sets grad_<name> for its params."""
+        if self._probs is None:
+            raise RuntimeError("call forward(Input, labels) before gradient_computing()")
+        grad = softmax_cross_entropy_backward(self._probs, self._labels)
+        for layer in reversed(self.layers):
+            grad = layer.backward(grad)
+
+    def predict(self, Input):
+        """Predicted class of each row: (N, D) -> (N,) integers, in the current mode."""
+        return np.argmax(self.logits(Input), axis=1)
+
+    def named_parameters(self):
+        """Yield `(name, param, grad)` for every layer's parameters, named '<index>.<name>'."""
+        if not self.trainable:
+            return
+        for index, layer in enumerate(self.layers):
+            for name, param, grad in layer.named_parameters():
+                yield f"{index}.{name}", param, grad
+
+    def named_buffers(self):
+        """Yield `(name, array)` for every layer's buffers, named '<index>.<name>'."""
+        for index, layer in enumerate(self.layers):
+            for name, buffer in layer.named_buffers():
+                yield f"{index}.{name}", buffer
+
+    def train(self, mode=True):
+        """Set training (`mode=True`) or evaluation mode on the model and every layer."""
+        self.training = mode
+        for layer in self.layers:
+            layer.train(mode)
+        return self
+
+    def __len__(self):
+        return len(self.layers)
+
+    def __getitem__(self, index):
+        return self.layers[index]
+
+    def __repr__(self):
+        lines = [f"  ({index}): {layer!r}" for index, layer in enumerate(self.layers)]
+        lines.append("  (head): softmax cross-entropy")
+        shape = "" if self.input_shape is None else f"input_shape={self.input_shape}"
+        return f"Sequential({shape}\n" + "\n".join(lines) + "\n)"
+
+
+# --- the model zoo ---------------------------------------------------------------------------
+
+def _dense_stack(sizes, batch_norm, rng, dtype):
+    """Linear layers sizes[0] -> sizes[1] -> ... -> sizes[-1], each hidden one followed by
+    [BatchNorm1d and] ReLU; the last Linear gives the logits."""
+    layers = []
+    for num_input, num_output in zip(sizes[:-2], sizes[1:-1]):
+        layers.append(Linear(num_input, num_output, rng=rng, dtype=dtype))
+        if batch_norm:
+            layers.append(BatchNorm1d(num_output, dtype=dtype))
+        layers.append(ReLU())
+    layers.append(Linear(sizes[-2], sizes[-1], rng=rng, dtype=dtype))
+    return layers
+
+
+def build_mlp(num_input=784, num_classes=10, hidden=(512, 128), batch_norm=False, rng=None,
+              dtype=np.float64):
+    """Fully connected net num_input -> hidden... -> num_classes, ReLU after every hidden
+    Linear, with BatchNorm1d between the Linear and its ReLU when `batch_norm`."""
+    sizes = (num_input,) + tuple(hidden) + (num_classes,)
+    return Sequential(_dense_stack(sizes, batch_norm, rng, dtype))
+
+
+def build_cnn(input_shape=(1, 28, 28), num_classes=10, channels=(16, 32), hidden=(392, 196),
+              rng=None, dtype=np.float64):
+    """Convolutional net: for each entry c of `channels`, conv3x3-c (padding 1), BatchNorm2d,
+    ReLU, 2x2 max pooling; then Flatten and the fully connected layers
+    flat -> hidden... -> num_classes with ReLUs. With the defaults on (1, 28, 28) images:
+    16 x 14 x 14, then 32 x 7 x 7 = 1568 features, then 392 -> 196 -> 10."""
+    in_channels, height, width = input_shape
+    layers = []
+    for out_channels in channels:
+        layers += [Conv2d(in_channels, out_channels, 3, padding=1, rng=rng, dtype=dtype),
+                   BatchNorm2d(out_channels, dtype=dtype), ReLU(), MaxPool2d(2, 2)]
+        in_channels, height, width = out_channels, height // 2, width // 2
+    if height < 1 or width < 1:
+        raise ValueError(f"input_shape {tuple(input_shape)} is too small for "
+                         f"{len(channels)} poolings by 2")
+    sizes = (in_channels * height * width,) + tuple(hidden) + (num_classes,)
+    layers += [Flatten()] + _dense_stack(sizes, False, rng, dtype)
+    return Sequential(layers, input_shape=input_shape)
+
+
+def _softmax(num_input, num_classes, rng, dtype, input_shape):
+    return SoftmaxCrossEntropyLoss(num_input, num_classes, rng=rng, dtype=dtype)
+
+
+def _mlp(num_input, num_classes, rng, dtype, input_shape):
+    return build_mlp(num_input, num_classes, rng=rng, dtype=dtype)
+
+
+def _mlp_bn(num_input, num_classes, rng, dtype, input_shape):
+    return build_mlp(num_input, num_classes, batch_norm=True, rng=rng, dtype=dtype)
+
+
+def _cnn(num_input, num_classes, rng, dtype, input_shape):
+    if math.prod(input_shape) != num_input:
+        raise ValueError(f"input_shape {tuple(input_shape)} holds {math.prod(input_shape)} "
+                         f"values but num_input is {num_input}; make them agree")
+    return build_cnn(input_shape, num_classes, rng=rng, dtype=dtype)
+
+
+MODELS = {
+    "softmax": _softmax,   # the assignment's softmax regression, loss.SoftmaxCrossEntropyLoss
+    "mlp": _mlp,           # 784-512-128-10, ReLU
+    "mlp_bn": _mlp_bn,     # the same with BatchNorm1d before each ReLU
+    "cnn": _cnn,           # (conv3x3, BN, ReLU, maxpool) x 2 (16, 32 channels), 1568-392-196-10
+}
+
+
+def build_model(name, num_input=784, num_classes=10, rng=None, dtype=np.float64,
+                input_shape=(1, 28, 28)):
+    """The model registered in `MODELS` under `name`, freshly initialised.
+
+    Args:
+        name: one of MODELS: 'softmax', 'mlp', 'mlp_bn', 'cnn'.
+        num_input: D, the length of an input row.
+        num_classes: C.
+        rng: numpy Generator drawing every initial weight (a fresh one if None).
+        dtype: float dtype of the parameters (and of the computation).
+        input_shape: (C, H, W) of one image, used by 'cnn' only; prod must equal num_input.
+
+    Returns:
+        A model with forward(Input, labels), gradient_computing(), named_parameters(), ...
+
+    Raises:
+        ValueError: unknown name, suggesting the closest valid one.
+    """
+    builder = MODELS.get(name)
+    if builder is None:
+        close = difflib.get_close_matches(str(name).lower(), list(MODELS), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"unknown model name {name!r}.{hint} Valid names: {', '.join(MODELS)}")
+    rng = rng if rng is not None else np.random.default_rng()
+    return builder(num_input, num_classes, rng, dtype, input_shape)

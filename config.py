@@ -132,6 +132,9 @@ OPTIONS = {
                       one_of("val_acc", "val_loss")),
     "checkpoint_dir": Option(None, "folder for last.npz (every epoch) and best.npz checkpoints",
                              optional(text)),
+    "blas_threads": Option(None, "threads of the BLAS matrix products (None: one for 'softmax', "
+                           "whose tiny products lose more to thread hand-offs than they gain, "
+                           "the library's default for bigger models)", optional(integer(1))),
     "progress": Option(False, "show a progress bar (the assignment's log lines are unchanged)",
                        boolean),
 }

@@ -81,7 +81,7 @@ class Layer:
 # --- argument checks and initialisation, shared by the layers below -------------------------
 
 def _check_int(value, name, minimum):
-    """Return `value` as an int, or raise ValueError naming `name` unless it is an int >= minimum."""
+    """`value` as an int; ValueError naming `name` unless it is an integer >= minimum."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ValueError(f"invalid {name}: {value!r}; it must be an integer >= {minimum}")
     return int(value)
@@ -449,7 +449,7 @@ class Conv2d(Layer):
         return out.reshape(self.out_channels, n, out_h, out_w).transpose(1, 0, 2, 3)
 
     def backward(self, dout):
-        """dout (N, F, Ho, Wo) -> dx (N, C, H, W); sets grad_W (F, C, kh, kw), grad_b (1, F, 1, 1)."""
+        """dout (N, F, Ho, Wo) -> dx (N, C, H, W); sets grad_W (F, C, kh, kw) and grad_b."""
         dout_matrix = dout.transpose(1, 0, 2, 3).reshape(self.out_channels, -1)
         cols_matrix = self.cols.reshape(self.W[0].size, -1)
         self.grad_W = (dout_matrix @ cols_matrix.T).reshape(self.W.shape)
@@ -477,10 +477,12 @@ class MaxPool2d(Layer):
     The (u, v) entries of all windows form the (N, C, Ho, Wo) block x[:, :, u::sh, v::sw]
     (cut to Ho x Wo). When the windows tile the input (stride == kernel_size, sizes divisible)
     these blocks are plain views of the reshape (N, C, Ho, kh, Wo, kw) of x; otherwise strided
-    slices. Forward stacks the kh*kw blocks and takes their maximum; backward loops over the
-    kh*kw offsets, each step one vectorised masked add of a whole block. (Reducing the reshape
-    with `.max(axis=(3, 5))` gives the same forward, but NumPy reduces such short strided axes
-    over ten times slower.)
+    slices. Forward stacks the kh*kw blocks and takes their maximum. Backward loops over the
+    kh*kw offsets in order, each step one vectorised operation on a whole block: dout goes to
+    the entries equal to the maximum in windows not yet served (so a tie sends it to the first
+    only), written into dx when the windows tile it, added where they may overlap. (Reducing
+    the reshape with `.max(axis=(3, 5))` gives the same forward, but NumPy reduces such short
+    strided axes over ten times slower.)
 
     Args:
         kernel_size: kh = kw, or a pair (kh, kw).
@@ -495,7 +497,7 @@ class MaxPool2d(Layer):
     def _window_entries(self, x, out_shape):
         """[x block of offset (u, v), each (N, C, Ho, Wo)] for the offsets in row-major order."""
         (kh, kw), (sh, sw), (n, c, out_h, out_w) = self.kernel_size, self.stride, out_shape
-        if self.stride == self.kernel_size and x.shape[2:] == (out_h * kh, out_w * kw):
+        if self.tiles:
             tiles = x.reshape(n, c, out_h, kh, out_w, kw)
             return [tiles[:, :, :, u, :, v] for u in range(kh) for v in range(kw)]
         return [x[:, :, u:u + sh * out_h:sh, v:v + sw * out_w:sw]
@@ -510,6 +512,7 @@ class MaxPool2d(Layer):
             raise ValueError(f"MaxPool2d input of spatial size {x.shape[2:]} is smaller than "
                              f"the kernel {self.kernel_size}")
         out_shape = x.shape[:2] + ((height - kh) // sh + 1, (width - kw) // sw + 1)
+        self.tiles = self.stride == self.kernel_size and height % kh == 0 and width % kw == 0
         # Entry k of every window, gathered into one contiguous (kh*kw, N, C, Ho, Wo) array:
         # elementwise work on contiguous blocks is several times faster than on strided ones.
         self.windows = np.stack(self._window_entries(x, out_shape))
@@ -520,11 +523,16 @@ class MaxPool2d(Layer):
         """dout (N, C, Ho, Wo) -> dx (N, C, H, W)."""
         out = self.windows.max(axis=0)
         unclaimed = np.ones(out.shape, dtype=bool)   # windows whose maximum is still unrouted
-        dx = np.zeros(self.x_shape, dtype=dout.dtype)
+        # Tiling windows cover every pixel exactly once, so their blocks are written straight
+        # into an uninitialised dx; overlapping or partial cover needs zeros and a sum.
+        dx = (np.empty if self.tiles else np.zeros)(self.x_shape, dtype=dout.dtype)
         for entry, dx_entry in zip(self.windows, self._window_entries(dx, dout.shape)):
             first_max = (entry == out) & unclaimed
             unclaimed &= ~first_max
-            dx_entry += dout * first_max
+            if self.tiles:
+                np.multiply(dout, first_max, out=dx_entry)
+            else:
+                dx_entry += dout * first_max
         return dx
 
     def __repr__(self):

@@ -8,16 +8,19 @@ validates and tests, printing the assignment's log lines.
 
 From a terminal, `python solver.py --help` lists every cfg key (see cli.py).
 """
+import contextlib
 import os
 import time
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 import checkpoint
 from config import ConfigError, optimizer_kwargs, schedule_kwargs, validate_cfg
 from dataloader import build_dataloader
 from early_stopping import EarlyStopping
 from history import History
+from loss import SoftmaxCrossEntropyLoss
 from model import build_model
 from optimizer import make_optimizer
 from schedule import make_schedule
@@ -116,8 +119,9 @@ class Solver:
         """
         self.interrupted = False
         try:
-            while self.epoch < self.cfg["max_epoch"] and not self.early_stopping.should_stop:
-                self._run_epoch()
+            with self._blas_threads():
+                while self.epoch < self.cfg["max_epoch"] and not self.early_stopping.should_stop:
+                    self._run_epoch()
         except KeyboardInterrupt:
             self.interrupted = True
             print(f"Training interrupted during epoch {self.epoch}: the history keeps the "
@@ -176,6 +180,16 @@ class Solver:
         self._check_parameters_finite(num_batches - 1, epoch_start_weights)
         return totals[0] / totals[2], totals[1] / totals[2]
 
+    def _blas_threads(self):
+        """Limit BLAS to cfg['blas_threads'] threads; by default to one for the softmax model,
+        whose small matrix products lose more to thread hand-offs than they gain."""
+        threads = self.cfg["blas_threads"]
+        if threads is None and isinstance(self.model, SoftmaxCrossEntropyLoss):
+            threads = 1
+        if threads is None:
+            return contextlib.nullcontext()
+        return threadpool_limits(limits=threads, user_api="blas")
+
     def _progress(self, loader, total):
         """`loader` itself, or wrapped in a progress bar when cfg['progress'] is on."""
         if not self.cfg["progress"]:
@@ -223,9 +237,10 @@ class Solver:
         """
         self.model.eval()
         totals = np.zeros(3)
-        for images, labels in loader:
-            loss, acc = self.model.forward(images, labels)
-            totals += _weighted(loss, acc, len(labels))
+        with self._blas_threads():
+            for images, labels in loader:
+                loss, acc = self.model.forward(images, labels)
+                totals += _weighted(loss, acc, len(labels))
         self.model.train()
         return float(totals[0] / totals[2]), float(totals[1] / totals[2])
 

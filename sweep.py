@@ -15,16 +15,19 @@ A controlled comparison. Every run gets the same seed, the base cfg's (0 when it
 runs share their initial weights and their shuffling order wherever the swept values allow
 (a different batch size reads the same permutation in different chunks): the runs differ by
 the swept values alone, not by luck. The seed is fixed in each run's cfg before the runs are
-dispatched, and each run limits its BLAS library to the same number of threads, so a sweep
-gives the same numbers (wall times apart) whatever `n_jobs` and wherever it runs. To measure
+dispatched, and each run limits its BLAS library to the same number of threads (sums split
+over more threads round differently), so a sweep gives the same numbers, wall times apart,
+whatever `n_jobs` and wherever it runs. To measure
 the run-to-run spread instead, sweep the seed itself: `grid={'seed': [0, 1, 2], ...}`.
 
 Parallel and distributed runs. Runs are dispatched with joblib, so any joblib backend runs
 them. Locally, `n_jobs=2` trains two at a time in worker processes; `blas_threads=1` keeps
 each to one BLAS thread, so that parallel runs do not fight over the cores.
 
-On a Dask cluster (`pip install "dask[distributed]"`), connect a client and choose the 'dask'
-backend; every worker must see `data_root` (a shared folder, or a copy at the same path):
+On a cluster, every worker must be able to import this project (the same code, e.g.
+installed with `pip install -e .`) and read `data_root` (a shared folder, or a copy at the
+same path). On a Dask cluster (`pip install "dask[distributed]"`), connect a client and
+choose the 'dask' backend, which spreads the runs over all the cluster's worker threads:
 
     import joblib
     from distributed import Client
@@ -67,6 +70,8 @@ METRICS = ("final_val_acc", "best_val_acc", "best_epoch", "test_acc", "test_loss
 # Metrics where smaller is better, for SweepResult.best().
 LOWER_IS_BETTER = frozenset({"test_loss", "final_train_loss", "train_time",
                              "epochs_to_threshold", "time_to_threshold"})
+# Wall-clock measures: they vary from run to run and machine to machine.
+WALL_TIMES = ("train_time", "time_to_threshold")
 DEFAULT_SEED = 0
 
 
@@ -100,7 +105,9 @@ def run_cfgs(base_cfg, grid):
 
     Combinations follow itertools.product in the grid's key order (the last key varies
     fastest). Every cfg is validated here, before anything is trained, and gets an explicit
-    seed: its own if the grid sets one, else the base cfg's, else DEFAULT_SEED.
+    seed: its own if the grid sets one, else the base cfg's, else DEFAULT_SEED. base_cfg is
+    only checked as part of each combination: it may hold keys that need a swept value,
+    e.g. beta1 for a grid over optimizer ['adam', 'adamax'].
 
     Returns:
         (swept, cfgs): swept[i] is {grid key: value} of run i, cfgs[i] its whole cfg.
@@ -110,7 +117,8 @@ def run_cfgs(base_cfg, grid):
             sweep cannot run (a model object, which every run would share and train in turn,
             or a checkpoint_dir, whose files every run would overwrite).
     """
-    validate_cfg(base_cfg)
+    if not isinstance(base_cfg, dict):
+        raise ConfigError(f"base_cfg must be a cfg dict, got {type(base_cfg).__name__}")
     values = grid_values(grid)
     swept = [dict(zip(values, combination)) for combination in itertools.product(*values.values())]
     cfgs = []
@@ -299,6 +307,18 @@ class SweepResult:
             raise ValueError(f"no run has a value for {metric!r}")
         sign = 1 if higher_is_better else -1
         return self.rows[max(known, key=lambda i: (sign * values[i], -i))]
+
+    def without_times(self):
+        """The rows without their wall-clock measures (WALL_TIMES and the histories'
+        epoch_time): what two runs of the same sweep must agree on exactly."""
+        rows = []
+        for row in self.rows:
+            row = {key: value for key, value in row.items() if key not in WALL_TIMES}
+            if "history" in row:
+                row["history"] = {field: values for field, values in row["history"].items()
+                                  if field != "epoch_time"}
+            rows.append(row)
+        return rows
 
     # ---- rendering ----
 

@@ -145,7 +145,7 @@ def plot_sweep(result, param, metric="test_acc", log_x=None, save_path=None):
     elif log_x and not (numeric and min(xs) > 0):
         raise ValueError(f"log_x=True needs positive numbers, but {param} takes {xs}")
     categories = list(dict.fromkeys(xs))
-    positions = np.array(xs, dtype=float) if numeric else np.array([categories.index(x) for x in xs])
+    positions = np.array(xs if numeric else [categories.index(x) for x in xs], dtype=float)
     others = [p for p in result.params if p != param]
     groups = {}
     for i, row in enumerate(result):
@@ -169,20 +169,20 @@ def plot_sweep(result, param, metric="test_acc", log_x=None, save_path=None):
     return _finish(fig, save_path)
 
 
-def _annotate(ax, matrix, fmt):
-    """Write every cell's value in the cell, dark on light cells and light on dark ones."""
-    finite = matrix[np.isfinite(matrix)]
-    middle = (finite.min() + finite.max()) / 2 if finite.size else 0
+def _annotate(ax, image, matrix, fmt):
+    """Write every cell's value in the cell, white on dark cells and black on light ones."""
+    red, green, blue, _ = np.moveaxis(image.cmap(image.norm(matrix)), -1, 0)
+    dark = 0.299 * red + 0.587 * green + 0.114 * blue < 0.5  # perceived brightness (ITU-R 601)
     for (i, j), value in np.ndenumerate(matrix):
         if np.isfinite(value):
             ax.text(j, i, format(value, fmt), ha="center", va="center", fontsize=8,
-                    color="white" if value > middle else "black")
+                    color="white" if dark[i, j] else "black")
 
 
 def _matrix_image(ax, matrix, row_labels, col_labels, fmt, cmap):
     """imshow of a (R, C) matrix with annotated cells and the given tick labels."""
     image = ax.imshow(matrix, cmap=cmap, aspect="auto")
-    _annotate(ax, matrix, fmt)
+    _annotate(ax, image, matrix, fmt)
     ax.set_xticks(range(len(col_labels)), [str(v) for v in col_labels])
     ax.set_yticks(range(len(row_labels)), [str(v) for v in row_labels])
     return image

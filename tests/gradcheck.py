@@ -36,3 +36,14 @@ def relative_error(analytic, numeric):
     analytic, numeric = np.asarray(analytic), np.asarray(numeric)
     return float(np.max(np.abs(analytic - numeric)
                         / np.maximum(np.abs(analytic) + np.abs(numeric), 1e-8)))
+
+
+def normwise_relative_error(analytic, numeric):
+    """||a - n|| / max(||a|| + ||n||, 1e-12) over a whole array.
+
+    For whole models, where the loss's own rounding noise (about 1e-16 / h) swamps the
+    smallest entries of an elementwise comparison; a wrong gradient still gives about 1.
+    """
+    analytic, numeric = np.asarray(analytic), np.asarray(numeric)
+    scale = max(np.linalg.norm(analytic) + np.linalg.norm(numeric), 1e-12)
+    return float(np.linalg.norm(analytic - numeric) / scale)

@@ -147,7 +147,8 @@ def test_batchnorm_eval_uses_running_statistics_and_leaves_them_alone():
     layer.running_var[:] = [[4.0, 0.25, 1.0]]
     layer.eval()
     x = rng.standard_normal((5, 3))
-    expected = (x - layer.running_mean) / np.sqrt(layer.running_var + 1e-3) * layer.gamma + layer.beta
+    x_hat = (x - layer.running_mean) / np.sqrt(layer.running_var + 1e-3)
+    expected = layer.gamma * x_hat + layer.beta
     np.testing.assert_allclose(layer.forward(x), expected)
     # A sample's output no longer depends on the rest of its batch; statistics are frozen.
     np.testing.assert_allclose(layer.forward(x[:1]), expected[:1])
@@ -255,23 +256,29 @@ def test_dropout_rejects_bad_probability(p):
 # --- Conv2d ----------------------------------------------------------------------------------
 
 def naive_conv2d(x, W, b, stride, padding):
-    """out[n, f, i, j] = b[f] + sum_{c,u,v} W[f, c, u, v] * xp[n, c, i*s + u, j*s + v], by loops."""
+    """out[n, f, i, j] = b[f] + sum_{c,u,v} W[f, c, u, v] * xp[n, c, i*sh + u, j*sw + v], by loops.
+
+    stride and padding are ints or (rows, columns) pairs.
+    """
+    (sh, sw), (ph, pw) = np.broadcast_to(stride, 2), np.broadcast_to(padding, 2)
     n, _, height, width = x.shape
     filters, _, kh, kw = W.shape
-    xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
-    out_h = (height + 2 * padding - kh) // stride + 1
-    out_w = (width + 2 * padding - kw) // stride + 1
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    out_h, out_w = (height + 2 * ph - kh) // sh + 1, (width + 2 * pw - kw) // sw + 1
     out = np.zeros((n, filters, out_h, out_w))
     for sample in range(n):
         for f in range(filters):
             for i in range(out_h):
                 for j in range(out_w):
-                    window = xp[sample, :, i * stride:i * stride + kh, j * stride:j * stride + kw]
+                    window = xp[sample, :, i * sh:i * sh + kh, j * sw:j * sw + kw]
                     out[sample, f, i, j] = np.sum(window * W[f]) + b[0, f, 0, 0]
     return out
 
 
-CONV_CASES = [(k, s, p) for k in (3, 5) for s in (1, 2) for p in (0, 1, 2)]
+# Square kernels 3 and 5 with every stride and padding, and one case with a different value
+# along rows and columns for each, which catches swapped axes.
+CONV_CASES = ([(k, s, p) for k in (3, 5) for s in (1, 2) for p in (0, 1, 2)]
+              + [((3, 2), (1, 2), (2, 1))])
 
 
 @pytest.mark.parametrize("kernel, stride, padding", CONV_CASES)

@@ -6,7 +6,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from visualize import plot_loss_and_acc  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from sweep import SweepResult  # noqa: E402
+from visualize import (confusion_matrix, plot_confusion_matrix, plot_heatmap,  # noqa: E402
+                       plot_loss_and_acc, plot_misclassified, plot_sweep, plot_weight_templates)
 
 
 @pytest.fixture(autouse=True)
@@ -29,3 +33,191 @@ def test_plot_loss_and_acc_draws_one_line_per_run_on_two_figures():
         values = np.concatenate([run[index] for run in runs.values()])
         assert ax.get_ylim() == (values.min(), values.max()) and ax.get_xlim() == (0, 4)
         assert ax.get_legend() is not None
+
+
+# ---- training curves: saving and validation ----
+
+def test_plot_loss_and_acc_saves_both_figures(tmp_path):
+    runs = {"a": [[1.0, 0.5, 0.4], [0.5, 0.8, 0.9]]}
+    plot_loss_and_acc(runs, save_path=str(tmp_path / "figs" / "momentum.png"))
+    for name in ("momentum_loss.png", "momentum_acc.png"):
+        assert is_png(tmp_path / "figs" / name)
+
+
+def test_validation_curves_are_dashed_in_the_runs_colour():
+    runs = {"a": [[1.0, 0.5, 0.4], [0.5, 0.8, 0.9]], "b": [[0.9, 0.6, 0.5], [0.6, 0.7, 0.8]]}
+    val = {"b": [[0.8, 0.7, 0.2], [0.65, 0.75, 0.97]]}
+    loss_fig, acc_fig = plot_loss_and_acc(runs, val=val)
+    for fig, index in ((loss_fig, 0), (acc_fig, 1)):
+        ax = fig.axes[0]
+        lines = {line.get_label(): line for line in ax.get_lines()}
+        assert list(lines) == ["a", "b", "b (val)"]
+        assert lines["b (val)"].get_linestyle() == "--"
+        assert lines["b (val)"].get_color() == lines["b"].get_color() != lines["a"].get_color()
+        np.testing.assert_array_equal(lines["b (val)"].get_ydata(), val["b"][index])
+        values = np.concatenate([runs["a"][index], runs["b"][index], val["b"][index]])
+        assert ax.get_ylim() == (values.min(), values.max())
+
+
+def test_validation_runs_must_match_training_runs():
+    with pytest.raises(ValueError, match=r"val has runs \['c'\]"):
+        plot_loss_and_acc({"a": [[1.0], [0.5]]}, val={"c": [[1.0], [0.5]]})
+
+
+# ---- sweeps ----
+
+def is_png(path):
+    data = open(path, "rb").read()
+    return data.startswith(b"\x89PNG") and len(data) > 1000
+
+
+def made_up_sweep():
+    """learning_rate x batch_size, test_acc = 0.9 + lr/10 + batch/10000 (hand-checkable)."""
+    rows = [{"learning_rate": lr, "batch_size": bs, "test_acc": 0.9 + lr / 10 + bs / 10000,
+             "history": {}}
+            for lr in (0.001, 0.01, 0.1) for bs in (32, 100)]
+    return SweepResult(rows, params=["learning_rate", "batch_size"])
+
+
+def test_plot_sweep_draws_a_line_per_other_value_on_a_log_axis(tmp_path):
+    fig = plot_sweep(made_up_sweep(), "learning_rate", save_path=str(tmp_path / "lr.png"))
+    ax = fig.axes[0]
+    assert isinstance(fig, Figure) and ax.get_xscale() == "log"
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("learning_rate", "test_acc")
+    lines = ax.get_lines()
+    assert [line.get_label() for line in lines] == ["batch_size=32", "batch_size=100"]
+    np.testing.assert_array_equal(lines[1].get_xdata(), [0.001, 0.01, 0.1])
+    np.testing.assert_allclose(lines[1].get_ydata(), 0.9 + np.array([0.001, 0.01, 0.1]) / 10 + 0.01)
+    assert is_png(tmp_path / "lr.png")
+
+
+@pytest.mark.parametrize("values, log", [([16, 32, 64], False), ([1, 10, 1000], True)])
+def test_plot_sweep_uses_a_log_axis_when_values_span_decades(values, log):
+    result = SweepResult([{"batch_size": v, "test_acc": 0.9} for v in values], ["batch_size"])
+    ax = plot_sweep(result, "batch_size").axes[0]
+    assert ax.get_xscale() == ("log" if log else "linear")
+    assert ax.get_legend() is None
+
+
+def test_plot_sweep_places_names_in_order():
+    result = SweepResult([{"optimizer": name, "test_acc": acc}
+                          for name, acc in (("sgd", 0.92), ("adam", 0.95))], ["optimizer"])
+    ax = plot_sweep(result, "optimizer").axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["sgd", "adam"]
+    np.testing.assert_array_equal(ax.get_lines()[0].get_ydata(), [0.92, 0.95])
+
+
+def test_plot_sweep_refuses_an_unswept_key():
+    with pytest.raises(ValueError, match="'momentum' is not a swept key"):
+        plot_sweep(made_up_sweep(), "momentum")
+
+
+def test_plot_heatmap_holds_the_metric_of_every_pair():
+    fig = plot_heatmap(made_up_sweep(), "learning_rate", "batch_size")
+    ax = fig.axes[0]
+    expected = 0.9 + np.array([[0.001], [0.01], [0.1]]) / 10 + np.array([32, 100]) / 10000
+    np.testing.assert_allclose(ax.images[0].get_array(), expected)
+    assert [t.get_text() for t in ax.texts] == [f"{v:.4g}" for v in expected.ravel()]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["0.001", "0.01", "0.1"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["32", "100"]
+    colours = [t.get_color() for t in ax.texts]  # readable on the lowest and highest cell
+    assert (colours[0], colours[-1]) == ("white", "black")
+
+
+def test_plot_heatmap_needs_one_run_per_cell():
+    rows = [{"learning_rate": 0.1, "batch_size": 32, "momentum": m, "test_acc": 0.9}
+            for m in (0.0, 0.9)]
+    result = SweepResult(rows, ["learning_rate", "batch_size", "momentum"])
+    with pytest.raises(ValueError, match=r"also varies \['momentum'\]"):
+        plot_heatmap(result, "learning_rate", "batch_size")
+    ax = plot_heatmap(result.where(momentum=0.9), "learning_rate", "batch_size").axes[0]
+    assert ax.images[0].get_array().shape == (1, 1)
+
+
+# ---- predictions and models ----
+
+LABELS = [0, 0, 1, 2, 2, 2, 1]
+PREDICTIONS = [0, 1, 1, 2, 0, 2, 1]
+EXPECTED = [[1, 1, 0],   # true 0: once right, once taken for 1
+            [0, 2, 0],   # true 1: both right
+            [1, 0, 2]]   # true 2: once taken for 0
+
+
+def test_confusion_matrix_counts_true_against_predicted():
+    matrix = confusion_matrix(LABELS, PREDICTIONS, 3)
+    np.testing.assert_array_equal(matrix, EXPECTED)
+    assert np.issubdtype(matrix.dtype, np.integer)
+
+
+@pytest.mark.parametrize("labels, predictions, message", [
+    ([0, 3], [0, 1], r"labels must be integers in \[0, 3\)"),
+    ([0, 1], [0.5, 1.0], "predictions must be integers"),
+    ([0, 1], [0], "same length")])
+def test_confusion_matrix_refuses_bad_classes(labels, predictions, message):
+    with pytest.raises(ValueError, match=message):
+        confusion_matrix(labels, predictions, 3)
+
+
+def test_plot_confusion_matrix_shows_the_counts(tmp_path):
+    fig = plot_confusion_matrix(LABELS, PREDICTIONS, num_classes=3,
+                                save_path=str(tmp_path / "cm.png"))
+    ax = fig.axes[0]
+    np.testing.assert_array_equal(ax.images[0].get_array(), EXPECTED)
+    assert [t.get_text() for t in ax.texts] == [str(v) for v in np.ravel(EXPECTED)]
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("Predicted class", "True class")
+    assert is_png(tmp_path / "cm.png")
+
+
+def image_axes(fig):
+    return [ax for ax in fig.axes if ax.images]
+
+
+def test_weight_templates_show_each_class_on_a_symmetric_scale(tmp_path):
+    W = np.random.default_rng(0).normal(size=(784, 10))
+    W[5, 3] = 9.0
+    fig = plot_weight_templates(W, save_path=str(tmp_path / "w.png"))
+    axes = image_axes(fig)
+    assert len(axes) == 10 and [ax.get_title() for ax in axes] == [f"class {c}" for c in range(10)]
+    image = axes[3].images[0]
+    np.testing.assert_array_equal(image.get_array(), W[:, 3].reshape(28, 28))
+    assert image.get_clim() == (-9.0, 9.0)
+    assert is_png(tmp_path / "w.png")
+
+
+def test_weight_templates_refuse_a_wrong_image_shape():
+    with pytest.raises(ValueError, match="784 values per image"):
+        plot_weight_templates(np.zeros((784, 10)), image_shape=(20, 20))
+
+
+def test_misclassified_shows_only_the_wrong_ones(tmp_path):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(40, 784), dtype=np.uint8)
+    labels = np.arange(40) % 10
+    predictions = labels.copy()
+    wrong = [3, 17, 21]
+    predictions[wrong] = (labels[wrong] + 1) % 10
+    fig = plot_misclassified(images, labels, predictions, save_path=str(tmp_path / "m.png"))
+    axes = image_axes(fig)
+    assert [ax.get_title() for ax in axes] == ["true 3 / pred 4", "true 7 / pred 8",
+                                               "true 1 / pred 2"]
+    np.testing.assert_array_equal(axes[1].images[0].get_array(), images[17].reshape(28, 28))
+    assert axes[0].images[0].get_clim() == (0, 255)
+    assert is_png(tmp_path / "m.png")
+
+
+def test_misclassified_stops_at_max_images_and_accepts_floats():
+    images = np.random.default_rng(0).normal(size=(50, 784))
+    labels, predictions = np.zeros(50, dtype=int), np.ones(50, dtype=int)
+    fig = plot_misclassified(images, labels, predictions, max_images=12)
+    assert len(image_axes(fig)) == 12
+
+
+def test_misclassified_says_when_there_is_none():
+    fig = plot_misclassified(np.zeros((3, 784), np.uint8), [1, 2, 3], [1, 2, 3])
+    assert not image_axes(fig) and fig.axes[0].texts[0].get_text() == "No misclassified images"
+
+
+def test_new_plots_leave_no_figure_open_in_pyplot():
+    plot_sweep(made_up_sweep(), "learning_rate")
+    plot_confusion_matrix(LABELS, PREDICTIONS, num_classes=3)
+    assert plt.get_fignums() == []

@@ -10,6 +10,12 @@ import os
 import tempfile
 
 
+def _current_umask():
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
 @contextlib.contextmanager
 def atomic_write(path, mode="w", **open_kwargs):
     """Open a temporary file beside `path` for writing; rename it to `path` on success.
@@ -26,6 +32,7 @@ def atomic_write(path, mode="w", **open_kwargs):
     fd, tmp_path = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".",
                                     suffix=".tmp")
     try:
+        os.chmod(tmp_path, 0o666 & ~_current_umask())  # mkstemp's 0600 would survive the rename
         with os.fdopen(fd, mode, **open_kwargs) as f:
             yield f
             f.flush()

@@ -204,7 +204,8 @@ def sweep(base_cfg, grid, n_jobs=1, threshold=0.9, verbose=False, blas_threads=1
             columns.
         verbose: let every run print the Solver's log lines (silenced by default).
         blas_threads: BLAS threads per run (None: the library's default). With n_jobs
-            workers, n_jobs * blas_threads should not exceed the cores.
+            workers, n_jobs * blas_threads should not exceed the cores. A cfg that sets its
+            own 'blas_threads' key keeps that value while it trains and tests.
 
     Returns:
         A SweepResult: per run, the swept values, METRICS and the history.

@@ -100,7 +100,8 @@ OPTIONS = {
                    optional(integer(0))),
     "dtype": Option("float64", "float precision of data and parameters",
                     one_of("float64", "float32")),
-    "num_classes": Option(10, "number of classes in the labels", integer(2)),
+    "num_classes": Option(None, "number of classes (None: read from the training labels, "
+                          "largest label + 1)", optional(integer(2))),
     "val_size": Option(5000, "samples at the end of the training file kept for validation",
                        integer(1)),
     "preprocessing": Option("center", "'center': pixels/255 minus the image's mean "

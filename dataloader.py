@@ -108,7 +108,8 @@ class Dataset:
     Args:
         data_root: folder holding the four IDX files, raw or gzipped.
         mode: 'train', 'val' or 'test'.
-        num_classes: labels must lie in [0, num_classes).
+        num_classes: labels must lie in [0, num_classes); None reads it from the labels
+            (largest label + 1).
         dtype: float dtype of the images returned.
         preprocessing: 'center' (default, per-image mean removed) or 'scale'; see `preprocess`.
         val_size: how many samples at the end of the training file form 'val'.
@@ -132,6 +133,8 @@ class Dataset:
             data_root, "t10k" if mode == "test" else "train")
         self.images, labels = self._select_split(images, labels, mode, val_size)
         self.labels = labels.astype(np.int64)
+        if self.num_classes is None:
+            self.num_classes = int(self.labels.max()) + 1 if len(self.labels) else 0
         self._check_labels()
         # Each image's mean pixel, computed once so that 'center' costs one pass per batch.
         self._pixel_means = (self.images.mean(axis=1).astype(self.dtype)

@@ -36,6 +36,8 @@ class Layer:
         trainable: when False the layer reports no parameters and is never updated.
         training: True in training mode, False in evaluation mode (BatchNorm and Dropout
             behave differently in the two).
+        needs_input_grad: when False, `backward` may skip dx and return None; a model
+            sets it on its first layer, whose input gradient nobody uses.
     """
 
     param_names = ()
@@ -44,6 +46,7 @@ class Layer:
     def __init__(self, trainable=True):
         self.trainable = trainable
         self.training = True
+        self.needs_input_grad = True
 
     def named_parameters(self):
         """Yield `(name, param, grad)` for every trainable array.
@@ -165,7 +168,7 @@ class Linear(Layer):
         """dout (N, M) -> dx (N, D); sets grad_W (D, M) and grad_b (1, M)."""
         self.grad_W = self.x.T @ dout
         self.grad_b = dout.sum(axis=0, keepdims=True)
-        return dout @ self.W.T
+        return dout @ self.W.T if self.needs_input_grad else None
 
     def __repr__(self):
         return f"Linear({self.num_input} -> {self.num_output}, dtype={self.W.dtype.name})"
@@ -454,6 +457,8 @@ class Conv2d(Layer):
         cols_matrix = self.cols.reshape(self.W[0].size, -1)
         self.grad_W = (dout_matrix @ cols_matrix.T).reshape(self.W.shape)
         self.grad_b = dout_matrix.sum(axis=1).reshape(self.b.shape)
+        if not self.needs_input_grad:
+            return None
         dcols = self.W.reshape(self.out_channels, -1).T @ dout_matrix
         dx = col2im(dcols.reshape(self.cols.shape), self.padded_shape, self.stride)
         (ph, pw), (height, width) = self.padding, self.padded_shape[2:]

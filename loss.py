@@ -55,6 +55,36 @@ def accuracy(logits, labels):
     return float(np.mean(np.argmax(logits, axis=1) == labels))
 
 
+class SoftmaxCrossEntropyHead:
+    """The loss at the top of every model: softmax cross-entropy on logits, and its gradient.
+
+    `forward(logits, labels)` returns (loss, accuracy) and keeps what `backward()` needs;
+    `backward()` returns dL/dlogits, (N, C).
+    """
+
+    def __init__(self):
+        self.probs = self.labels = None
+
+    def forward(self, logits, labels):
+        """(loss, acc) of (N, C) logits against (N,) integer labels in [0, C)."""
+        labels = np.asarray(labels)
+        if labels.shape != (len(logits),) or not np.issubdtype(labels.dtype, np.integer):
+            raise ValueError(f"labels must be ({len(logits)},) integers to match the batch, got "
+                             f"shape {labels.shape} and dtype {labels.dtype}")
+        if len(labels) and (labels.min() < 0 or labels.max() >= logits.shape[1]):
+            raise ValueError(f"labels must lie in [0, {logits.shape[1]}), got values from "
+                             f"{labels.min()} to {labels.max()}")
+        loss, self.probs = softmax_cross_entropy(logits, labels)
+        self.labels = labels
+        return loss, accuracy(logits, labels)
+
+    def backward(self):
+        """dL/dlogits, (N, C), for the last `forward`."""
+        if self.probs is None:
+            raise RuntimeError("call forward(Input, labels) before gradient_computing()")
+        return softmax_cross_entropy_backward(self.probs, self.labels)
+
+
 class SoftmaxCrossEntropyLoss(Layer):
     """Softmax regression with its loss: y = softmax(W^T x + b), L = CrossEntropy(y, label).
 
@@ -78,6 +108,7 @@ class SoftmaxCrossEntropyLoss(Layer):
         self.num_output = num_output
         self.dtype = np.dtype(dtype)
         self.rng = rng if rng is not None else np.random.default_rng()
+        self.head = SoftmaxCrossEntropyHead()
         self.XavierInit()
 
     def XavierInit(self):
@@ -107,14 +138,12 @@ class SoftmaxCrossEntropyLoss(Layer):
         Returns:
             (loss, acc): the mean cross-entropy and the fraction of correct predictions.
         """
-        logits = self.logits(Input)
-        loss, self.probs = softmax_cross_entropy(logits, labels)
-        self.Input, self.labels = Input, labels
-        return loss, accuracy(logits, labels)
+        self.Input = Input
+        return self.head.forward(self.logits(Input), labels)
 
     def gradient_computing(self):
         """Set grad_W = x^T dL/dz, (D, C), and grad_b = sum_i dL/dz_i, (1, C), for the last batch."""
-        grad_logits = softmax_cross_entropy_backward(self.probs, self.labels)
+        grad_logits = self.head.backward()
         self.grad_W = self.Input.T @ grad_logits
         self.grad_b = grad_logits.sum(axis=0, keepdims=True)
 

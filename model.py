@@ -17,8 +17,7 @@ import numpy as np
 
 from layers import (BatchNorm1d, BatchNorm2d, Conv2d, Flatten, Layer, Linear, MaxPool2d, ReLU,
                     _check_int)
-from loss import (SoftmaxCrossEntropyLoss, accuracy, softmax_cross_entropy,
-                  softmax_cross_entropy_backward)
+from loss import SoftmaxCrossEntropyHead, SoftmaxCrossEntropyLoss
 
 
 class Sequential(Layer):
@@ -60,7 +59,8 @@ class Sequential(Layer):
             self.input_shape = tuple(_check_int(size, "input_shape entry", 1)
                                      for size in input_shape)
         self.dtype = next((param.dtype for _, param, _ in self.named_parameters()), None)
-        self._probs = self._labels = None
+        self.head = SoftmaxCrossEntropyHead()
+        self.layers[0].needs_input_grad = False  # the data's gradient is never used
 
     def _prepare(self, Input):
         """(N, D) rows -> the first layer's input: converted to `dtype`, reshaped to input_shape."""
@@ -93,23 +93,11 @@ class Sequential(Layer):
         Returns:
             (loss, acc): the mean cross-entropy and the fraction of correct predictions.
         """
-        logits = self.logits(Input)
-        labels = np.asarray(labels)
-        if labels.shape != (len(logits),) or not np.issubdtype(labels.dtype, np.integer):
-            raise ValueError(f"labels must be ({len(logits)},) integers to match the batch, got "
-                             f"shape {labels.shape} and dtype {labels.dtype}")
-        if len(labels) and (labels.min() < 0 or labels.max() >= logits.shape[1]):
-            raise ValueError(f"labels must lie in [0, {logits.shape[1]}), got values from "
-                             f"{labels.min()} to {labels.max()}")
-        loss, self._probs = softmax_cross_entropy(logits, labels)
-        self._labels = labels
-        return loss, accuracy(logits, labels)
+        return self.head.forward(self.logits(Input), labels)
 
     def gradient_computing(self):
         """Backpropagate the last `forward`'s loss: every layer sets grad_<name> for its params."""
-        if self._probs is None:
-            raise RuntimeError("call forward(Input, labels) before gradient_computing()")
-        grad = softmax_cross_entropy_backward(self._probs, self._labels)
+        grad = self.head.backward()
         for layer in reversed(self.layers):
             grad = layer.backward(grad)
 

@@ -77,11 +77,16 @@ class Solver:
     def build_loader(cfg, rng=None):
         """The (train, val, test) Dataloaders of cfg; only 'train' is shuffled, with `rng`."""
         cfg = validate_cfg(cfg)
-        options = dict(num_classes=cfg["num_classes"], dtype=cfg["dtype"],
-                       preprocessing=cfg["preprocessing"], val_size=cfg["val_size"])
-        return tuple(build_dataloader(cfg["data_root"], cfg["max_epoch"], cfg["batch_size"],
-                                      shuffle=(mode == "train"), mode=mode, rng=rng, **options)
-                     for mode in ("train", "val", "test"))
+        options = dict(dtype=cfg["dtype"], preprocessing=cfg["preprocessing"],
+                       val_size=cfg["val_size"])
+        train = build_dataloader(cfg["data_root"], cfg["max_epoch"], cfg["batch_size"],
+                                 shuffle=True, mode="train", rng=rng,
+                                 num_classes=cfg["num_classes"], **options)
+        num_classes = train.dataset.num_classes  # read from the labels when cfg leaves it None
+        val, test = (build_dataloader(cfg["data_root"], cfg["max_epoch"], cfg["batch_size"],
+                                      mode=mode, num_classes=num_classes, **options)
+                     for mode in ("val", "test"))
+        return train, val, test
 
     @staticmethod
     def build_model(cfg, dataset, rng=None):
@@ -90,7 +95,7 @@ class Solver:
         if not isinstance(cfg["model"], str):
             return cfg["model"]
         return build_model(cfg["model"], num_input=dataset.images.shape[1],
-                           num_classes=cfg["num_classes"], rng=rng, dtype=cfg["dtype"],
+                           num_classes=dataset.num_classes, rng=rng, dtype=cfg["dtype"],
                            input_shape=(1, *dataset.image_shape))
 
     @staticmethod

@@ -1,6 +1,6 @@
 """Time a learning-rate sweep of softmax regression on MNIST, serially and with 2 workers.
 
-    python bench/bench_sweep.py                 # 4 runs x 3 epochs, n_jobs=1 then n_jobs=2
+    python bench/bench_sweep.py                 # 4 runs x 10 epochs, n_jobs=1 then n_jobs=2
     python bench/bench_sweep.py --epochs 1      # quicker
 
 The sweep: learning_rate in [0.005, 0.01, 0.05, 0.1], momentum 0.9, batch 100. Both sweeps
@@ -32,7 +32,7 @@ def timed_sweep(base, n_jobs):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=3, help="epochs per run")
+    parser.add_argument("--epochs", type=int, default=10, help="epochs per run")
     parser.add_argument("--jobs", type=int, default=2, help="workers of the parallel sweep")
     args = parser.parse_args()
     base = {"data_root": os.path.join(ROOT, "data"), "max_epoch": args.epochs,

@@ -138,3 +138,8 @@ def test_impossible_mode_and_val_size(tmp_path):
         Dataset(folder, "valid")
     with pytest.raises(ValueError, match="val_size=20"):
         Dataset(folder, "train", val_size=20)
+
+
+def test_num_classes_can_be_read_from_the_labels(tmp_path):
+    folder, arrays = write_dataset(tmp_path, num_train=60, num_classes=4)
+    assert Dataset(folder, "train", num_classes=None, val_size=5).num_classes == 4

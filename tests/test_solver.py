@@ -222,3 +222,13 @@ def test_every_optimizer_trains(tiny_data, capsys):
                                  learning_rate=0.001 if name.startswith("adam") else 0.01))
         runner.train()
         assert runner.test()[1] > 0.8, name
+
+
+def test_any_idx_dataset_with_its_own_number_of_classes(tmp_path, capsys):
+    from conftest import write_dataset
+    folder, _ = write_dataset(tmp_path / "three", num_train=400, num_test=90, num_classes=3,
+                              side=12)
+    runner = Solver(tiny_cfg(folder, max_epoch=2))
+    assert runner.model.W.shape == (144, 3)
+    runner.train()
+    assert runner.test()[1] > 0.9

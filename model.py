@@ -84,15 +84,7 @@ class Sequential(Layer):
         return x
 
     def forward(self, Input, labels):
-        """Loss and accuracy of a batch; keeps what `gradient_computing` needs.
-
-        Args:
-            Input: (N, D) inputs.
-            labels: (N,) integer labels in [0, C).
-
-        Returns:
-            (loss, acc): the mean cross-entropy and the fraction of correct predictions.
-        """
+        """(loss, acc) of a batch, Input (N, D) and labels (N,), as SoftmaxCrossEntropyLoss's."""
         return self.head.forward(self.logits(Input), labels)
 
     def gradient_computing(self):

@@ -317,3 +317,13 @@ def test_a_small_network_learns_a_separable_problem():
         optimizer.step()
     assert loss < 0.05 * first_loss
     assert acc == 1.0
+
+
+def test_the_first_layer_skips_the_input_gradient_nobody_uses():
+    rng = np.random.default_rng(0)
+    model = build_model("mlp", num_input=6, rng=rng)
+    assert [layer.needs_input_grad for layer in model.layers] == [False] + [True] * 4
+    x, y = rng.standard_normal((3, 6)), np.array([0, 1, 2])
+    model.forward(x, y)
+    model.gradient_computing()
+    assert model.layers[0].backward(np.ones((3, 512))) is None

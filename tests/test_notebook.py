@@ -21,7 +21,12 @@ def test_runner_notebook_executes_top_to_bottom(tmp_path, monkeypatch):
     outputs = "".join(output.get("text", "") for cell in notebook.cells
                       if cell.cell_type == "code" for output in cell.get("outputs", []))
     assert outputs.count("Final test accuracy") == 2
-    assert "Epoch [9]\t Average validation loss" in outputs
+    assert "Epoch [0]\t Average validation loss" in outputs
+    for section_output in ("epochs to 0.90 val", "Adamax", "mlp_bn", "cnn"):
+        assert section_output in outputs, section_output
+    figures = sum("image/png" in output.get("data", {}) for cell in notebook.cells
+                  if cell.cell_type == "code" for output in cell.get("outputs", []))
+    assert figures >= 12
     errors = [output for cell in notebook.cells if cell.cell_type == "code"
               for output in cell.get("outputs", []) if output.get("output_type") == "error"]
     assert not errors

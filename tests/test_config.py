@@ -49,3 +49,31 @@ def test_impossible_values_name_key_value_and_rule(key, value, must):
 def test_cfg_must_be_a_dict():
     with pytest.raises(ConfigError, match="must be a dict"):
         validate_cfg([("batch_size", 3)])
+
+
+@pytest.mark.parametrize("cfg, message", [
+    ({"beta1": 0.8}, r"cfg\['beta1'\] = 0.8 does not apply to optimizer 'sgd', which takes "
+                     "momentum, weight_decay, nesterov"),
+    ({"optimizer": "adam", "momentum": 0.9}, r"cfg\['momentum'\] = 0.9 does not apply to "
+                                             "optimizer 'adam'"),
+    ({"lr_gamma": 0.5}, r"cfg\['lr_gamma'\] = 0.5 does not apply to lr_schedule 'constant'"),
+    ({"lr_schedule": "step"}, r"lr_schedule 'step' needs cfg\['lr_step_size'\]"),
+    ({"warmup_epochs": 10, "max_epoch": 10}, "leaves no epoch of the 10-epoch run"),
+    ({"optimizer": "adamm"}, r"cfg\['optimizer'\] = 'adamm' is impossible: it must be one of "
+                             "'sgd', 'adam'"),
+    ({"model": "resnet"}, r"cfg\['model'\] = 'resnet' is impossible: it must be one of "
+                          "'softmax', 'mlp'"),
+    ({"model": object()}, "a model with forward, gradient_computing"),
+    ({"monitor": "accuracy"}, "one of 'val_acc', 'val_loss'"),
+    ({"patience": 0}, "a whole number >= 1"),
+    ({"progress": "yes"}, "True or False"),
+])
+def test_settings_that_do_not_fit_together_or_the_registries(cfg, message):
+    with pytest.raises(ConfigError, match=message):
+        validate_cfg(cfg)
+
+
+def test_a_hyper_parameter_of_the_chosen_rule_is_accepted():
+    cfg = validate_cfg({"optimizer": "adam", "beta1": 0.8, "lr_schedule": "step",
+                        "lr_step_size": 3, "lr_gamma": 0.5})
+    assert cfg["beta1"] == 0.8 and cfg["momentum"] is None

@@ -9,12 +9,12 @@ to the output folder:
     metrics.json                       cfg, final metrics and the whole history
 """
 import argparse
-import difflib
 import json
 import os
 import sys
 import time
 
+from checks import did_you_mean
 from config import OPTIONS
 from fileio import atomic_write, write_json
 
@@ -50,8 +50,8 @@ def build_parser():
 
 def unknown_flag_message(flag):
     """'unknown flag --learning_rat; did you mean --learning_rate?'"""
-    close = difflib.get_close_matches(flag.lstrip("-").split("=")[0], OPTIONS, n=1)
-    hint = f"; did you mean --{close[0]}?" if close else "; see --help for every flag"
+    hint = did_you_mean(flag.lstrip("-").split("=")[0], OPTIONS).replace("'", "")
+    hint = hint.replace("mean ", "mean --") if hint else "; see --help for every flag"
     return f"unknown flag {flag}{hint}"
 
 

@@ -7,11 +7,11 @@ Keys of an update rule's or a schedule's hyper-parameters default to None, meani
 rule's own default"; giving one the chosen rule does not take (say `beta1` with 'sgd') is an
 error, so a cfg never silently ignores a value.
 """
-import difflib
 import numbers
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
+from checks import did_you_mean
 from model import MODELS
 from optimizer import OPTIMIZERS, optimizer_hyperparameters
 from schedule import SCHEDULES, schedule_hyperparameters
@@ -169,8 +169,7 @@ def validate_cfg(cfg):
         raise ConfigError(f"cfg must be a dict, got {type(cfg).__name__}")
     for key, value in cfg.items():
         if key not in OPTIONS:
-            close = difflib.get_close_matches(str(key), OPTIONS, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(key, OPTIONS)
             raise ConfigError(f"unknown cfg key {key!r}{hint} Valid keys: {', '.join(OPTIONS)}")
         problem = OPTIONS[key].check(value) if OPTIONS[key].check else None
         if problem:

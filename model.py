@@ -10,11 +10,11 @@ optimizers treat the assignment's softmax regression and a deep network alike:
 
 The head's maths (softmax, cross-entropy and its gradient) is the one in loss.py.
 """
-import difflib
 import math
 
 import numpy as np
 
+from checks import lookup
 from layers import (BatchNorm1d, BatchNorm2d, Conv2d, Flatten, Layer, Linear, MaxPool2d, ReLU,
                     _check_int)
 from loss import SoftmaxCrossEntropyHead, SoftmaxCrossEntropyLoss
@@ -219,10 +219,6 @@ def build_model(name, num_input=784, num_classes=10, rng=None, dtype=np.float64,
     Raises:
         ValueError: unknown name, suggesting the closest valid one.
     """
-    builder = MODELS.get(name)
-    if builder is None:
-        close = difflib.get_close_matches(str(name).lower(), list(MODELS), n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"unknown model name {name!r}.{hint} Valid names: {', '.join(MODELS)}")
+    builder = lookup(MODELS, name, "model name")
     rng = rng if rng is not None else np.random.default_rng()
     return builder(num_input, num_classes, rng, dtype, input_shape)

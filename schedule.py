@@ -21,8 +21,8 @@ import inspect
 import math
 import numbers
 
-from optimizer import (check_range, format_call, keyword_defaults, lookup,
-                       reject_unknown_keywords)
+from checks import (check_range, format_call, keyword_defaults, lookup,
+                    reject_unknown_keywords)
 
 # The "default" of a keyword that must be given, in schedule_hyperparameters.
 REQUIRED = inspect.Parameter.empty

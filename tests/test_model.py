@@ -278,9 +278,9 @@ def test_softmax_is_the_assignment_model():
     assert model.W.shape == (20, 4) and model.W.dtype == np.float32
 
 
-@pytest.mark.parametrize("name, hint", [("mlp-bn", "Did you mean 'mlp_bn'?"),
-                                        ("CNN", "Did you mean 'cnn'?"),
-                                        ("resnet", "Valid names: softmax, mlp, mlp_bn, cnn")])
+@pytest.mark.parametrize("name, hint", [("mlp-bn", "did you mean 'mlp_bn'?"),
+                                        ("cnns", "did you mean 'cnn'?"),
+                                        ("resnet", "Valid: cnn, mlp, mlp_bn, softmax")])
 def test_unknown_model_name_suggests_the_closest(name, hint):
     with pytest.raises(ValueError, match=f"unknown model name '{name}'") as error:
         build_model(name)

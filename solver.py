@@ -124,7 +124,8 @@ class Solver:
         """
         self.interrupted = False
         try:
-            with self._blas_threads():
+            # Overflow shows up as NaN/inf, which _check_finite turns into a clear error.
+            with self._blas_threads(), np.errstate(over="ignore", invalid="ignore"):
                 while self.epoch < self.cfg["max_epoch"] and not self.early_stopping.should_stop:
                     self._run_epoch()
         except KeyboardInterrupt:

@@ -180,18 +180,22 @@ HUGE_SHAPES = st.one_of(
     st.lists(st.integers(2**16, MAX_DIM), min_size=2, max_size=4))
 
 
+def peak_bytes_while_refused(read):
+    """Peak bytes allocated while `read()` raises IDXError (tracemalloc)."""
+    tracemalloc.start()
+    try:
+        with pytest.raises(IDXError):
+            read()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 @FAST
 @given(HUGE_SHAPES, st.binary(max_size=1024))
 def test_huge_claims_with_a_short_body_are_refused_without_allocating(shape, body):
     raw = idx_header(shape) + body
-    tracemalloc.start()
-    try:
-        with pytest.raises(IDXError):
-            read_idx_bytes(raw)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert peak < 2**20
+    assert peak_bytes_while_refused(lambda: read_idx_bytes(raw)) < 2**20
 
 
 @WITH_FILES
@@ -199,14 +203,7 @@ def test_huge_claims_with_a_short_body_are_refused_without_allocating(shape, bod
 def test_huge_claims_in_a_file_are_refused_without_allocating(shape, body):
     with tempfile.TemporaryDirectory() as folder:
         path = written(folder, "huge-ubyte", idx_header(shape) + body)
-        tracemalloc.start()
-        try:
-            with pytest.raises(IDXError):
-                read_idx(path)
-            peak = tracemalloc.get_traced_memory()[1]
-        finally:
-            tracemalloc.stop()
-    assert peak < 2**20
+        assert peak_bytes_while_refused(lambda: read_idx(path)) < 2**20
 
 
 # (d) corrupt gzip streams

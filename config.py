@@ -136,6 +136,8 @@ OPTIONS = {
     "blas_threads": Option(None, "threads of the BLAS matrix products (None: one for 'softmax', "
                            "whose tiny products lose more to thread hand-offs than they gain, "
                            "the library's default for bigger models)", optional(integer(1))),
+    "prefetch": Option(2, "batches a background thread prepares ahead of training on them "
+                       "(0: none); the results are the same either way", integer(0)),
     "progress": Option(False, "show a progress bar (the assignment's log lines are unchanged)",
                        boolean),
 }

@@ -2,10 +2,14 @@
 
 Images are kept as they come, uint8 (N, 784), and converted to floats one batch at a time:
 that keeps a full run's memory small and the conversion cheap. A batch is gathered with one
-fancy-indexing operation, never a Python loop over samples.
+fancy-indexing operation, never a Python loop over samples. The loader can prepare the next
+batches in a background thread while the model trains on the current one.
 """
+import contextlib
 import functools
 import os
+import queue
+import threading
 
 import numpy as np
 
@@ -209,32 +213,86 @@ class IterationBatchSampler:
 
 
 class Dataloader:
-    """Yields (images (B, D), labels (B,)) batches, preparing new indices at every epoch start."""
+    """Yields (images (B, D), labels (B,)) batches, preparing new indices at every epoch start.
 
-    def __init__(self, dataset, sampler):
+    Args:
+        dataset: gives a whole batch for an array of indices, `dataset[indices]`.
+        sampler: an IterationBatchSampler (or anything with prepare_epoch_indices, iteration
+            over index arrays and len).
+        prefetch: how many batches a background thread prepares ahead of the one being used;
+            0 prepares each batch when it is asked for. The batches and their order are the
+            same either way: prefetching only moves the work (gathering and converting
+            pixels) to the second core, where it overlaps the model's matrix products.
+    """
+
+    def __init__(self, dataset, sampler, prefetch=0):
+        if not isinstance(prefetch, (int, np.integer)) or isinstance(prefetch, bool) or prefetch < 0:
+            raise ValueError(f"prefetch={prefetch!r}; it must be a whole number >= 0 "
+                             "(0 turns prefetching off)")
         self.dataset = dataset
         self.sampler = sampler
+        self.prefetch = int(prefetch)
 
     def __iter__(self):
-        self.sampler.prepare_epoch_indices()
-        for indices in self.sampler:
-            yield self.dataset[indices]
+        self.sampler.prepare_epoch_indices()  # here, so the shuffle draws stay in this thread
+        batches = (self.dataset[indices] for indices in self.sampler)
+        if self.prefetch:
+            batches = prefetched(batches, self.prefetch)
+        yield from batches
 
     def __len__(self):
         return len(self.sampler)
 
     def __repr__(self):
         return (f"Dataloader({self.dataset!r}, batch_size={self.sampler.batch_size}, "
-                f"shuffle={self.sampler.shuffle}, batches={len(self)})")
+                f"shuffle={self.sampler.shuffle}, batches={len(self)}, prefetch={self.prefetch})")
+
+
+def prefetched(items, depth):
+    """Iterate over `items`, which a background thread computes up to `depth` items ahead.
+
+    A thread rather than a process, because NumPy releases the GIL inside its array loops
+    (gathering rows, converting types), so the work truly runs on another core, and the
+    batches need no copying between processes. An exception raised while computing an item
+    is raised here, at that item. Stopping early (break, an error, Ctrl-C) stops the thread.
+    """
+    ready = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce():
+        try:
+            for item in items:
+                ready.put((True, item))
+                if stop.is_set():
+                    return
+            ready.put((False, None))
+        except BaseException as exc:  # handed to the consumer, which raises it
+            ready.put((False, exc))
+
+    worker = threading.Thread(target=produce, name="batch-prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            is_item, value = ready.get()
+            if not is_item:
+                if value is not None:
+                    raise value
+                return
+            yield value
+    finally:
+        stop.set()
+        while worker.is_alive():  # let a worker blocked on a full queue finish its put
+            with contextlib.suppress(queue.Empty):
+                ready.get(timeout=0.01)
 
 
 def build_dataloader(data_root, max_epoch, batch_size, shuffle=False, mode="train", rng=None,
-                     **dataset_options):
+                     prefetch=0, **dataset_options):
     """A Dataloader over split `mode` of the data in `data_root`.
 
     `dataset_options` go to `Dataset` (num_classes, dtype, preprocessing, val_size); `rng`
-    drives the shuffling.
+    drives the shuffling; `prefetch` batches are prepared ahead in a background thread.
     """
     dataset = Dataset(data_root, mode, **dataset_options)
     sampler = IterationBatchSampler(dataset, max_epoch, batch_size, shuffle, rng=rng)
-    return Dataloader(dataset, sampler)
+    return Dataloader(dataset, sampler, prefetch)

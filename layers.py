@@ -22,6 +22,8 @@ Every layer keeps the dtype of its input (float32 in, float32 out) and creates i
 in the dtype it is given. Parameters have the shape that broadcasts against the layer's
 output: Linear's b is (1, M), Conv2d's b and BatchNorm2d's gamma are (1, C, 1, 1).
 """
+import math
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
@@ -549,7 +551,7 @@ class Flatten(Layer):
 
     def forward(self, x):
         self.x_shape = x.shape
-        return x.reshape(x.shape[0], -1)
+        return x.reshape(x.shape[0], math.prod(x.shape[1:]))
 
     def backward(self, dout):
         return dout.reshape(self.x_shape)

@@ -108,7 +108,7 @@ class Optimizer:
                 raise ValueError(f"the model reports two parameters named {name!r}; optimizer "
                                  "state is kept per name, so parameter names must be unique")
             seen.add(name)
-            if not isinstance(param, np.ndarray) or not np.issubdtype(param.dtype, np.floating):
+            if not isinstance(param, np.ndarray) or param.dtype.kind != "f":
                 raise TypeError(f"parameter {name!r} must be a float numpy array to be updated "
                                 f"in place, got {type(param).__name__}")
             if grad is None:

@@ -9,6 +9,7 @@ validates and tests, printing the assignment's log lines.
 From a terminal, `python solver.py --help` lists every cfg key (see cli.py).
 """
 import contextlib
+import math
 import os
 import time
 
@@ -30,13 +31,22 @@ class TrainingDivergedError(FloatingPointError):
     """The loss or a gradient or parameter became NaN or infinite during training."""
 
 
-def _weighted(loss, acc, size):
-    """A batch's contribution to epoch totals: (loss * size, correct predictions, size).
+class _RunningTotals:
+    """Size-weighted totals of a pass over a loader, so that its means are exact for any
+    batch size: the loss is averaged per sample, and accuracy counts correct predictions."""
 
-    The count of correct predictions is rounded to a whole number, so that accuracy over a
-    dataset is exact whatever the batch size.
-    """
-    return loss * size, round(acc * size), size
+    def __init__(self):
+        self.loss_sum, self.correct, self.samples = 0.0, 0, 0
+
+    def add(self, loss, acc, size):
+        """Count a batch of `size` samples with mean loss `loss` and accuracy `acc`."""
+        self.loss_sum += loss * size
+        self.correct += round(acc * size)  # a whole number, so accuracy stays exact
+        self.samples += size
+
+    def means(self):
+        """(mean loss, accuracy) over every sample counted so far."""
+        return self.loss_sum / self.samples, self.correct / self.samples
 
 
 def _all_finite(arrays):
@@ -78,7 +88,7 @@ class Solver:
         """The (train, val, test) Dataloaders of cfg; only 'train' is shuffled, with `rng`."""
         cfg = validate_cfg(cfg)
         options = dict(dtype=cfg["dtype"], preprocessing=cfg["preprocessing"],
-                       val_size=cfg["val_size"])
+                       val_size=cfg["val_size"], prefetch=cfg["prefetch"])
         train = build_dataloader(cfg["data_root"], cfg["max_epoch"], cfg["batch_size"],
                                  shuffle=True, mode="train", rng=rng,
                                  num_classes=cfg["num_classes"], **options)
@@ -168,7 +178,7 @@ class Solver:
         self.model.train()
         epoch_start_weights = {name: array.copy()
                                for name, array in checkpoint.model_arrays(self.model).items()}
-        totals = np.zeros(3)  # sum of loss * size, correct predictions, samples
+        totals = _RunningTotals()
         num_batches = len(self.train_loader)
         batches = self._progress(self.train_loader, num_batches)
         for iteration, (images, labels) in enumerate(batches):
@@ -176,15 +186,16 @@ class Solver:
             self.model.gradient_computing()
             self._check_finite(loss, iteration, epoch_start_weights)
             self.optimizer.step()
-            totals += _weighted(loss, acc, len(labels))
+            totals.add(loss, acc, len(labels))
             if iteration % self.cfg["display_freq"] == 0:
                 print(f"Epoch [{self.epoch}][{self.cfg['max_epoch']}]\t Batch [{iteration}]"
                       f"[{num_batches}]\t Training Loss {loss:.4f}\t Accuracy {acc:.4f}")
                 if hasattr(batches, "set_postfix"):
-                    batches.set_postfix(loss=f"{totals[0] / totals[2]:.4f}",
-                                        acc=f"{totals[1] / totals[2]:.4f}", refresh=False)
+                    mean_loss, mean_acc = totals.means()
+                    batches.set_postfix(loss=f"{mean_loss:.4f}", acc=f"{mean_acc:.4f}",
+                                        refresh=False)
         self._check_parameters_finite(num_batches - 1, epoch_start_weights)
-        return totals[0] / totals[2], totals[1] / totals[2]
+        return totals.means()
 
     def _blas_threads(self):
         """Limit BLAS to cfg['blas_threads'] threads; by default to one for the softmax model,
@@ -206,7 +217,7 @@ class Solver:
     def _check_finite(self, loss, iteration, epoch_start_weights):
         """Stop before an update if the loss or a gradient is NaN/inf, or a parameter became so."""
         grads = [grad for _, _, grad in self.model.named_parameters()]
-        if np.isfinite(loss) and _all_finite(grads):
+        if math.isfinite(loss) and _all_finite(grads):
             return
         self._check_parameters_finite(iteration, epoch_start_weights)
         raise TrainingDivergedError(
@@ -242,13 +253,13 @@ class Solver:
         Batches are weighted by their size, so the result is exact for any batch size.
         """
         self.model.eval()
-        totals = np.zeros(3)
+        totals = _RunningTotals()
         with self._blas_threads():
             for images, labels in loader:
                 loss, acc = self.model.forward(images, labels)
-                totals += _weighted(loss, acc, len(labels))
+                totals.add(loss, acc, len(labels))
         self.model.train()
-        return float(totals[0] / totals[2]), float(totals[1] / totals[2])
+        return totals.means()
 
     def validate(self):
         """(loss, accuracy) on the validation set."""

@@ -22,7 +22,8 @@ the run-to-run spread instead, sweep the seed itself: `grid={'seed': [0, 1, 2], 
 
 Parallel and distributed runs. Runs are dispatched with joblib, so any joblib backend runs
 them. Locally, `n_jobs=2` trains two at a time in worker processes; `blas_threads=1` keeps
-each to one BLAS thread, so that parallel runs do not fight over the cores.
+each to one BLAS thread and turns batch prefetching off, so that parallel runs do not fight
+over the cores.
 
 On a cluster, every worker must be able to import this project (the same code, e.g.
 installed with `pip install -e .`) and read `data_root` (a shared folder, or a copy at the
@@ -205,7 +206,9 @@ def sweep(base_cfg, grid, n_jobs=1, threshold=0.9, verbose=False, blas_threads=1
         verbose: let every run print the Solver's log lines (silenced by default).
         blas_threads: BLAS threads per run (None: the library's default). With n_jobs
             workers, n_jobs * blas_threads should not exceed the cores. A cfg that sets its
-            own 'blas_threads' key keeps that value while it trains and tests.
+            own 'blas_threads' key keeps that value while it trains and tests. For the same
+            reason, runs of a parallel sweep (n_jobs other than 1) prefetch no batches
+            unless their cfg sets 'prefetch'.
 
     Returns:
         A SweepResult: per run, the swept values, METRICS and the history.
@@ -215,6 +218,8 @@ def sweep(base_cfg, grid, n_jobs=1, threshold=0.9, verbose=False, blas_threads=1
     """
     _check_sweep_options(threshold, blas_threads)
     swept, cfgs = run_cfgs(base_cfg, grid)
+    if n_jobs != 1:  # the runs already keep every core busy: no prefetch thread competing
+        cfgs = [{"prefetch": 0, **cfg} for cfg in cfgs]
     results = joblib.Parallel(n_jobs=n_jobs)(
         joblib.delayed(train_and_measure)(cfg, threshold, verbose, blas_threads) for cfg in cfgs)
     rows = [{**changes, **result} for changes, result in zip(swept, results)]

@@ -178,6 +178,8 @@ def test_bad_inputs_are_refused_with_clear_errors():
         model.forward(good_X, np.array([0, 1, 2]))
     with pytest.raises(ValueError, match="labels must lie in \\[0, 3\\)"):
         model.forward(good_X, np.array([0, 3]))
+    with pytest.raises(ValueError, match="the batch is empty"):
+        model.forward(np.zeros((0, 16)), np.array([], dtype=int))
     with pytest.raises(ValueError, match="at least one layer"):
         Sequential([])
     with pytest.raises(ValueError, match="layer 1 of Sequential"):

@@ -45,6 +45,15 @@ def test_same_seed_same_numbers_different_seed_different(tiny_data):
     assert numbers_of(runs[0].history) != numbers_of(runs[2].history)
 
 
+def test_prefetching_changes_no_number(tiny_data):
+    runs = [Solver(tiny_cfg(tiny_data, prefetch=depth)) for depth in (0, 3)]
+    for runner in runs:
+        runner.train()
+    assert numbers_of(runs[0].history) == numbers_of(runs[1].history)
+    np.testing.assert_array_equal(runs[0].model.W, runs[1].model.W)
+    assert runs[0].test() == runs[1].test()
+
+
 def test_randomness_does_not_touch_numpys_global_state(tiny_data):
     np.random.seed(0)
     expected = np.random.random()

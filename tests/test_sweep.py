@@ -143,6 +143,21 @@ def test_each_run_limits_its_blas_threads(base, monkeypatch):
     assert seen and set(seen) == {1}
 
 
+def test_parallel_runs_do_not_prefetch_unless_their_cfg_says_so(base, monkeypatch):
+    seen = []
+
+    class RecordingSolver(Solver):
+        def train(self):
+            seen.append(self.cfg["prefetch"])
+            return super().train()
+    monkeypatch.setattr(sweep_module, "Solver", RecordingSolver)
+    with joblib.parallel_config(backend="threading"):  # the runs stay in this process
+        sweep(base, {"learning_rate": [0.1]}, n_jobs=1)
+        sweep(base, {"learning_rate": [0.1, 0.2]}, n_jobs=2)
+        sweep(base, {"learning_rate": [0.1], "prefetch": [3]}, n_jobs=2)
+    assert seen == [2, 0, 0, 3]
+
+
 # ---- the same numbers anywhere ----
 
 def test_two_workers_give_the_same_numbers(serial, base):

@@ -2,8 +2,8 @@
 
 Images are kept as they come, uint8 (N, 784), and converted to floats one batch at a time:
 that keeps a full run's memory small and the conversion cheap. A batch is gathered with one
-fancy-indexing operation, never a Python loop over samples. The loader can prepare the next
-batches in a background thread while the model trains on the current one.
+fancy-indexing operation, never a Python loop over samples. The loader can prepare the
+coming batches in a background thread while the model trains on the current one.
 """
 import contextlib
 import functools
@@ -212,17 +212,22 @@ class IterationBatchSampler:
         return -(-len(self.dataset) // self.batch_size)
 
 
+CHUNK_SAMPLES = 512  # with prefetching, batches are prepared this many samples at a time
+
+
 class Dataloader:
     """Yields (images (B, D), labels (B,)) batches, preparing new indices at every epoch start.
 
     Args:
-        dataset: gives a whole batch for an array of indices, `dataset[indices]`.
+        dataset: gives a whole batch for an array of indices, `dataset[indices]`, each row
+            depending on its own index only (as Dataset's per-image preprocessing does).
         sampler: an IterationBatchSampler (or anything with prepare_epoch_indices, iteration
             over index arrays and len).
-        prefetch: how many batches a background thread prepares ahead of the one being used;
-            0 prepares each batch when it is asked for. The batches and their order are the
-            same either way: prefetching only moves the work (gathering and converting
-            pixels) to the second core, where it overlaps the model's matrix products.
+        prefetch: 0 prepares each batch when it is asked for. n > 0 has a background thread
+            keep up to n chunks of upcoming batches ready, a chunk being the batches of about
+            CHUNK_SAMPLES samples, gathered and converted in one `dataset` call. The batches
+            and their order are the same either way: prefetching only moves the work to the
+            second core, where it overlaps the model's matrix products.
     """
 
     def __init__(self, dataset, sampler, prefetch=0):
@@ -234,11 +239,27 @@ class Dataloader:
         self.prefetch = int(prefetch)
 
     def __iter__(self):
-        self.sampler.prepare_epoch_indices()  # here, so the shuffle draws stay in this thread
-        batches = (self.dataset[indices] for indices in self.sampler)
-        if self.prefetch:
-            batches = prefetched(batches, self.prefetch)
-        yield from batches
+        self.sampler.prepare_epoch_indices()  # here, so that the shuffle draws stay in this thread
+        if not self.prefetch:
+            for indices in self.sampler:
+                yield self.dataset[indices]
+            return
+        for chunk in prefetched(self._chunks(list(self.sampler)), self.prefetch):
+            yield from chunk
+
+    def _chunks(self, batches):
+        """Lists of consecutive batches, each list built by one `dataset` call and split.
+
+        Every call into NumPy costs the background thread a hand-off of Python's global
+        interpreter lock with the training thread; one call per chunk instead of one per
+        batch keeps those hand-offs, and the training thread's waits, few.
+        """
+        per_chunk = max(1, CHUNK_SAMPLES // len(batches[0])) if batches else 1
+        for start in range(0, len(batches), per_chunk):
+            chunk = batches[start:start + per_chunk]
+            images, labels = self.dataset[np.concatenate(chunk)]
+            ends = np.cumsum([len(indices) for indices in chunk])[:-1]
+            yield list(zip(np.split(images, ends), np.split(labels, ends)))
 
     def __len__(self):
         return len(self.sampler)

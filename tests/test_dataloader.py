@@ -5,6 +5,7 @@ import threading
 import numpy as np
 import pytest
 
+import dataloader
 from conftest import MNIST_ROOT, write_dataset
 from dataloader import (DataNotFoundError, Dataloader, Dataset, IterationBatchSampler,
                         build_dataloader, prefetched, preprocess)
@@ -152,15 +153,18 @@ def _epochs(loader, count):
     return [[(x.copy(), y.copy()) for x, y in loader] for _ in range(count)]
 
 
-@pytest.mark.parametrize("prefetch", [1, 2, 5])
-def test_prefetching_yields_the_same_batches_in_the_same_order(tmp_path, prefetch):
+@pytest.mark.parametrize("prefetch, batch_size, chunk_samples", [
+    (1, 8, 512), (2, 8, 20), (5, 7, 16), (2, 30, 16), (2, 90, 512)])
+def test_prefetching_yields_the_same_batches_in_the_same_order(tmp_path, monkeypatch, prefetch,
+                                                               batch_size, chunk_samples):
+    monkeypatch.setattr(dataloader, "CHUNK_SAMPLES", chunk_samples)
     folder, _ = write_dataset(tmp_path, num_train=95)
 
     def loader(depth):
-        return build_dataloader(folder, 3, 8, shuffle=True, mode="train", val_size=5,
-                                rng=np.random.default_rng(7), prefetch=depth)
+        return build_dataloader(folder, 3, batch_size, shuffle=True, mode="train",
+                                val_size=5, rng=np.random.default_rng(7), prefetch=depth)
     plain, ahead = _epochs(loader(0), 3), _epochs(loader(prefetch), 3)
-    assert len(ahead) == 3 and [len(epoch) for epoch in ahead] == [12] * 3
+    assert [len(epoch) for epoch in ahead] == [-(-90 // batch_size)] * 3
     for epoch_plain, epoch_ahead in zip(plain, ahead):
         for (x0, y0), (x1, y1) in zip(epoch_plain, epoch_ahead):
             np.testing.assert_array_equal(x0, x1)

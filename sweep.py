@@ -21,9 +21,10 @@ whatever `n_jobs` and wherever it runs. To measure
 the run-to-run spread instead, sweep the seed itself: `grid={'seed': [0, 1, 2], ...}`.
 
 Parallel and distributed runs. Runs are dispatched with joblib, so any joblib backend runs
-them. Locally, `n_jobs=2` trains two at a time in worker processes; `blas_threads=1` keeps
-each to one BLAS thread and turns batch prefetching off, so that parallel runs do not fight
-over the cores.
+them. Locally, `n_jobs=2` trains two at a time in worker processes. Each run keeps to one
+core: `blas_threads=1` limits its BLAS library to one thread, and its batches are not
+prefetched in a second thread (unless its cfg sets 'prefetch'), so that the sweep's own
+processes are what uses the cores, and parallel runs do not fight over them.
 
 On a cluster, every worker must be able to import this project (the same code, e.g.
 installed with `pip install -e .`) and read `data_root` (a shared folder, or a copy at the
@@ -207,8 +208,7 @@ def sweep(base_cfg, grid, n_jobs=1, threshold=0.9, verbose=False, blas_threads=1
         blas_threads: BLAS threads per run (None: the library's default). With n_jobs
             workers, n_jobs * blas_threads should not exceed the cores. A cfg that sets its
             own 'blas_threads' key keeps that value while it trains and tests. For the same
-            reason, runs of a parallel sweep (n_jobs other than 1) prefetch no batches
-            unless their cfg sets 'prefetch'.
+            reason, runs prefetch no batches unless their cfg sets 'prefetch'.
 
     Returns:
         A SweepResult: per run, the swept values, METRICS and the history.
@@ -218,8 +218,7 @@ def sweep(base_cfg, grid, n_jobs=1, threshold=0.9, verbose=False, blas_threads=1
     """
     _check_sweep_options(threshold, blas_threads)
     swept, cfgs = run_cfgs(base_cfg, grid)
-    if n_jobs != 1:  # the runs already keep every core busy: no prefetch thread competing
-        cfgs = [{"prefetch": 0, **cfg} for cfg in cfgs]
+    cfgs = [{"prefetch": 0, **cfg} for cfg in cfgs]  # one core per run (module doc)
     results = joblib.Parallel(n_jobs=n_jobs)(
         joblib.delayed(train_and_measure)(cfg, threshold, verbose, blas_threads) for cfg in cfgs)
     rows = [{**changes, **result} for changes, result in zip(swept, results)]

@@ -1,5 +1,6 @@
 """The IDX reader accepts exactly what the format allows and names the file on every error."""
 import gzip
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -65,3 +66,25 @@ def test_corrupt_and_truncated_gzip(tmp_path):
 def test_missing_file_is_file_not_found(tmp_path):
     with pytest.raises(FileNotFoundError):
         read_idx(str(tmp_path / "nothing"))
+
+
+def test_a_gzip_bomb_is_refused_without_being_inflated(tmp_path):
+    # the header declares 10 labels; the stream inflates to 64 MiB
+    bomb = gzip.compress(idx_bytes(np.zeros(10), LABELS_MAGIC) + bytes(64 * 2**20), 9)
+    path = tmp_path / "bomb-labels-idx1-ubyte.gz"
+    path.write_bytes(bomb)
+    tracemalloc.start()
+    try:
+        with pytest.raises(IDXError, match="goes on past them \\(trailing bytes\\)"):
+            read_idx(str(path), LABELS_MAGIC)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2 * 2**20
+
+
+def test_the_expected_kind_is_checked_on_bytes_too():
+    raw = idx_bytes(np.zeros(4), LABELS_MAGIC)
+    assert read_idx_bytes(raw, expected_magic=LABELS_MAGIC).shape == (4,)
+    with pytest.raises(IDXError, match="magic number 2049, expected 2051"):
+        read_idx_bytes(raw, expected_magic=IMAGES_MAGIC)

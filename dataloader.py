@@ -231,7 +231,8 @@ class Dataloader:
     """
 
     def __init__(self, dataset, sampler, prefetch=0):
-        if not isinstance(prefetch, (int, np.integer)) or isinstance(prefetch, bool) or prefetch < 0:
+        whole = isinstance(prefetch, (int, np.integer)) and not isinstance(prefetch, bool)
+        if not whole or prefetch < 0:
             raise ValueError(f"prefetch={prefetch!r}; it must be a whole number >= 0 "
                              "(0 turns prefetching off)")
         self.dataset = dataset
@@ -250,9 +251,10 @@ class Dataloader:
     def _chunks(self, batches):
         """Lists of consecutive batches, each list built by one `dataset` call and split.
 
-        Every call into NumPy costs the background thread a hand-off of Python's global
-        interpreter lock with the training thread; one call per chunk instead of one per
-        batch keeps those hand-offs, and the training thread's waits, few.
+        After every NumPy operation that released Python's global interpreter lock, the
+        background thread must take the lock back from the training thread; one call per
+        chunk instead of one per batch keeps those hand-offs, and the training thread's
+        waits, few.
         """
         per_chunk = max(1, CHUNK_SAMPLES // len(batches[0])) if batches else 1
         for start in range(0, len(batches), per_chunk):

@@ -32,7 +32,8 @@ def softmax_cross_entropy(logits, labels):
     label_logits = shifted[labels, np.arange(len(labels))]
     exp_shifted = np.exp(shifted, out=shifted)
     sum_exp = exp_shifted.sum(axis=0)
-    # -log p_label = log(sum exp(shifted)) - shifted_label, a sum of non-negative terms
+    # -log p_label = log(sum exp(shifted)) - shifted_label; both parts are >= 0 (the sum holds
+    # an exp(0) = 1, and shifted <= 0), so adding each part up on its own cancels nothing
     loss = (np.log(sum_exp).sum() - label_logits.sum()) / len(labels)
     exp_shifted /= sum_exp
     return float(loss), exp_shifted.T

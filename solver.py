@@ -40,7 +40,7 @@ class _RunningTotals:
 
     def add(self, loss, acc, size):
         """Count a batch of `size` samples with mean loss `loss` and accuracy `acc`."""
-        self.loss_sum += loss * size
+        self.loss_sum += float(loss) * size
         self.correct += round(acc * size)  # a whole number, so accuracy stays exact
         self.samples += size
 

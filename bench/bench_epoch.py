@@ -90,8 +90,9 @@ def summarise(rounds):
         medians = [np.median(run["epoch_times"]) for run in runs]
         speedups = [np.median(measured[2]["epoch_times"]) / median
                     for measured, median in zip(rounds, medians)]
+        every_epoch = [seconds for run in runs for seconds in run["epoch_times"]]
         rows.append({"name": "per-sample baseline" if per_sample else "vectorised",
-                     "dtype": dtype, "epoch": np.median([t for run in runs for t in run["epoch_times"]]),
+                     "dtype": dtype, "epoch": np.median(every_epoch),
                      "low": min(medians), "high": max(medians), "speedup": np.median(speedups),
                      "data": np.median([run["data_time"] for run in runs]),
                      "test_acc": runs[-1]["test_acc"],

@@ -37,7 +37,8 @@ choose the 'dask' backend, which spreads the runs over all the cluster's worker 
     with joblib.parallel_config(backend='dask'):
         result = sweep(base, grid, n_jobs=-1)
 
-On a Ray cluster (`pip install "ray[default]"`), register Ray's joblib backend first:
+On a Ray cluster (`pip install "ray[default]"`; plain `ray` is enough for a local instance,
+which the tests use), register Ray's joblib backend first:
 
     import joblib
     import ray

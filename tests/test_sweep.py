@@ -45,6 +45,17 @@ def dask_client():
     cluster.close()
 
 
+@pytest.fixture(scope="module")
+def ray_backend():
+    """A local Ray instance of 2 worker processes, registered as joblib's 'ray' backend."""
+    ray = pytest.importorskip("ray")
+    from ray.util.joblib import register_ray
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    register_ray()
+    yield
+    ray.shutdown()
+
+
 @pytest.fixture
 def no_training(monkeypatch):
     """Make any training attempt fail the test."""
@@ -169,6 +180,14 @@ def test_a_dask_cluster_gives_the_same_numbers(serial, base, dask_client):
     with get_task_stream(dask_client) as tasks, joblib.parallel_config(backend="dask"):
         result = sweep(base, GRID, n_jobs=-1)
     assert len(tasks.data) > 0, "the runs did not go through the Dask cluster"
+    assert result.without_times() == serial.without_times()
+
+
+def test_a_ray_cluster_gives_the_same_numbers(serial, base, ray_backend):
+    with joblib.parallel_config(backend="ray"):
+        workers = set(joblib.Parallel(n_jobs=2)(joblib.delayed(os.getpid)() for _ in range(4)))
+        result = sweep(base, GRID, n_jobs=-1)
+    assert os.getpid() not in workers, "the 'ray' backend ran the tasks in this process"
     assert result.without_times() == serial.without_times()
 
 

@@ -37,6 +37,14 @@ def check_range(name, value, low, high=None, *, low_inclusive=True, high_inclusi
     return float(value)
 
 
+def check_count(name, value, low):
+    """Return `value` as an int if it is a whole number >= low, else raise a ValueError
+    naming it, e.g. "invalid batch_size: 0; it must be a whole number >= 1"."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < low:
+        raise ValueError(f"invalid {name}: {value!r}; it must be a whole number >= {low}")
+    return int(value)
+
+
 def unknown_name_error(kind, name, valid, context=""):
     """A ValueError for `name` not among `valid`, listing them and suggesting the closest.
 

@@ -13,6 +13,7 @@ import threading
 
 import numpy as np
 
+from checks import check_count
 from idx import IDXError, IMAGES_MAGIC, LABELS_MAGIC, read_idx
 
 SPLITS = ("train", "val", "test")
@@ -189,11 +190,9 @@ class IterationBatchSampler:
     """
 
     def __init__(self, dataset, max_epoch, batch_size=2, shuffle=True, rng=None):
-        if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise ValueError(f"batch_size={batch_size!r}; it must be a whole number >= 1")
         self.dataset = dataset
         self.max_epoch = max_epoch
-        self.batch_size = int(batch_size)
+        self.batch_size = check_count("batch_size", batch_size, 1)
         self.shuffle = shuffle
         self.rng = rng if rng is not None else np.random.default_rng()
         self.batch_indices = []
@@ -231,13 +230,9 @@ class Dataloader:
     """
 
     def __init__(self, dataset, sampler, prefetch=0):
-        whole = isinstance(prefetch, (int, np.integer)) and not isinstance(prefetch, bool)
-        if not whole or prefetch < 0:
-            raise ValueError(f"prefetch={prefetch!r}; it must be a whole number >= 0 "
-                             "(0 turns prefetching off)")
         self.dataset = dataset
         self.sampler = sampler
-        self.prefetch = int(prefetch)
+        self.prefetch = check_count("prefetch", prefetch, 0)
 
     def __iter__(self):
         self.sampler.prepare_epoch_indices()  # here, so that the shuffle draws stay in this thread

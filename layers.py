@@ -27,6 +27,8 @@ import math
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from checks import check_count
+
 
 class Layer:
     """Base class: the parameter interface and the train/eval switch.
@@ -85,19 +87,12 @@ class Layer:
 
 # --- argument checks and initialisation, shared by the layers below -------------------------
 
-def _check_int(value, name, minimum):
-    """`value` as an int; ValueError naming `name` unless it is an integer >= minimum."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"invalid {name}: {value!r}; it must be an integer >= {minimum}")
-    return int(value)
-
-
 def _pair(value, name, minimum):
     """(a, b) from an int or a pair of ints, each >= minimum, e.g. kernel_size 3 -> (3, 3)."""
     pair = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
     if len(pair) != 2:
         raise ValueError(f"invalid {name}: {value!r}; it must be an integer or a pair of them")
-    return tuple(_check_int(v, name, minimum) for v in pair)
+    return tuple(check_count(name, v, minimum) for v in pair)
 
 
 def _float_dtype(dtype):
@@ -151,8 +146,8 @@ class Linear(Layer):
 
     def __init__(self, num_input, num_output, rng=None, dtype=np.float64):
         super().__init__()
-        self.num_input = _check_int(num_input, "num_input", 1)
-        self.num_output = _check_int(num_output, "num_output", 1)
+        self.num_input = check_count("num_input", num_input, 1)
+        self.num_output = check_count("num_output", num_output, 1)
         dtype = _float_dtype(dtype)
         rng = rng if rng is not None else np.random.default_rng()
         self.W = he_normal(rng, (self.num_input, self.num_output), self.num_input, dtype)
@@ -221,7 +216,7 @@ class _BatchNorm(Layer):
 
     def __init__(self, num_features, momentum=0.1, eps=1e-5, dtype=np.float64):
         super().__init__()
-        self.num_features = _check_int(num_features, "num_features", 1)
+        self.num_features = check_count("num_features", num_features, 1)
         if not 0.0 <= momentum <= 1.0:
             raise ValueError(f"invalid momentum: {momentum!r}; it must be in [0, 1]")
         if not eps > 0.0:
@@ -424,8 +419,8 @@ class Conv2d(Layer):
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, rng=None,
                  dtype=np.float64):
         super().__init__()
-        self.in_channels = _check_int(in_channels, "in_channels", 1)
-        self.out_channels = _check_int(out_channels, "out_channels", 1)
+        self.in_channels = check_count("in_channels", in_channels, 1)
+        self.out_channels = check_count("out_channels", out_channels, 1)
         self.kernel_size = _pair(kernel_size, "kernel_size", 1)
         self.stride = _pair(stride, "stride", 1)
         self.padding = _pair(padding, "padding", 0)

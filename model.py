@@ -14,9 +14,8 @@ import math
 
 import numpy as np
 
-from checks import lookup
-from layers import (BatchNorm1d, BatchNorm2d, Conv2d, Flatten, Layer, Linear, MaxPool2d, ReLU,
-                    _check_int)
+from checks import check_count, lookup
+from layers import BatchNorm1d, BatchNorm2d, Conv2d, Flatten, Layer, Linear, MaxPool2d, ReLU
 from loss import SoftmaxCrossEntropyHead, SoftmaxCrossEntropyLoss
 
 
@@ -56,7 +55,7 @@ class Sequential(Layer):
                                  " a layers.Layer with forward(x) and backward(dout)")
         self.input_shape = None
         if input_shape is not None:
-            self.input_shape = tuple(_check_int(size, "input_shape entry", 1)
+            self.input_shape = tuple(check_count("input_shape entry", size, 1)
                                      for size in input_shape)
         self.dtype = next((param.dtype for _, param, _ in self.named_parameters()), None)
         self.head = SoftmaxCrossEntropyHead()

@@ -19,20 +19,12 @@ base_rate (its value at e' = 0).
 """
 import inspect
 import math
-import numbers
 
-from checks import (check_range, format_call, keyword_defaults, lookup,
+from checks import (check_count, check_range, format_call, keyword_defaults, lookup,
                     reject_unknown_keywords)
 
 # The "default" of a keyword that must be given, in schedule_hyperparameters.
 REQUIRED = inspect.Parameter.empty
-
-
-def check_count(name, value, low):
-    """Return `value` if it is a whole number >= low, else raise a ValueError naming it."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise ValueError(f"invalid {name}: {value!r}; it must be a whole number >= {low}")
-    return int(value)
 
 
 class Schedule:

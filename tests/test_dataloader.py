@@ -94,7 +94,7 @@ def test_shuffling_differs_between_epochs_and_follows_the_rng():
     np.testing.assert_array_equal(two_epochs(3)[1], second)
 
 
-@pytest.mark.parametrize("batch_size", [0, -1, 2.5, "8"])
+@pytest.mark.parametrize("batch_size", [0, -1, 2.5, "8", True])
 def test_sampler_rejects_impossible_batch_sizes(batch_size):
     with pytest.raises(ValueError, match="batch_size"):
         IterationBatchSampler(range(5), 1, batch_size)
@@ -207,5 +207,5 @@ def test_stopping_early_stops_the_background_thread():
 @pytest.mark.parametrize("prefetch", [-1, 1.5, True, "2"])
 def test_impossible_prefetch_depths(tmp_path, prefetch):
     folder, _ = write_dataset(tmp_path, num_train=20)
-    with pytest.raises(ValueError, match="prefetch=.* whole number >= 0"):
+    with pytest.raises(ValueError, match="invalid prefetch: .* whole number >= 0"):
         build_dataloader(folder, 1, 4, mode="train", val_size=5, prefetch=prefetch)

@@ -1,13 +1,13 @@
-"""Shared test helpers: the project on sys.path, and small IDX datasets written on the fly."""
+"""Shared test helpers: small IDX datasets written on the fly, and the repository's folders.
+
+The tests import the installed package (`pip install -e ".[dev]"`), never the checkout by path."""
 import gzip
 import os
-import sys
 
 import numpy as np
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 MNIST_ROOT = os.path.join(ROOT, "data")
 
 

@@ -5,9 +5,9 @@ import zipfile
 import numpy as np
 import pytest
 
-from checkpoint import CheckpointError, model_arrays, read_checkpoint
+from mnistlab.checkpoint import CheckpointError, model_arrays, read_checkpoint
 from conftest import tiny_cfg
-from solver import Solver
+from mnistlab.solver import Solver
 
 
 def quiet_train(runner, capsys):

@@ -1,7 +1,7 @@
 """The shared checks: ranges, name suggestions, signatures."""
 import pytest
 
-from checks import check_range, did_you_mean, keyword_defaults, lookup
+from mnistlab.checks import check_range, did_you_mean, keyword_defaults, lookup
 
 
 def test_did_you_mean_suggests_only_close_names():

@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from cli import EXIT_BAD_INPUT, main, parse_value
-from config import OPTIONS
+from mnistlab.cli import EXIT_BAD_INPUT, main, parse_value
+from mnistlab.config import OPTIONS
 from conftest import ROOT, tiny_cfg
 
 

@@ -1,7 +1,7 @@
 """cfg validation: unknown keys and impossible values fail with a message that helps."""
 import pytest
 
-from config import OPTIONS, ConfigError, defaults, validate_cfg
+from mnistlab.config import OPTIONS, ConfigError, defaults, validate_cfg
 
 
 def test_defaults_complete_a_partial_cfg():

@@ -5,11 +5,11 @@ import threading
 import numpy as np
 import pytest
 
-import dataloader
+from mnistlab import dataloader
 from conftest import MNIST_ROOT, write_dataset
-from dataloader import (DataNotFoundError, Dataloader, Dataset, IterationBatchSampler,
+from mnistlab.dataloader import (DataNotFoundError, Dataloader, Dataset, IterationBatchSampler,
                         build_dataloader, prefetched, preprocess)
-from idx import IDXError
+from mnistlab.idx import IDXError
 
 
 def test_mnist_split_sizes():

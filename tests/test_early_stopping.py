@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from early_stopping import EarlyStopping
-from loss import SoftmaxCrossEntropyLoss
+from mnistlab.early_stopping import EarlyStopping
+from mnistlab.loss import SoftmaxCrossEntropyLoss
 
 
 @pytest.fixture

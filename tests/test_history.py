@@ -1,7 +1,7 @@
 """History records epochs and answers the convergence questions a report asks."""
 import pytest
 
-from history import FIELDS, History
+from mnistlab.history import FIELDS, History
 
 
 def make_history(val_accs, times):

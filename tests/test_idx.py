@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import idx_bytes, write_idx
-from idx import IDXError, IMAGES_MAGIC, LABELS_MAGIC, read_idx, read_idx_bytes
+from mnistlab.idx import IDXError, IMAGES_MAGIC, LABELS_MAGIC, read_idx, read_idx_bytes
 
 
 def test_reads_images_and_labels_raw_and_gzipped(tmp_path):

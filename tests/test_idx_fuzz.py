@@ -13,7 +13,7 @@ import pytest
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
-from idx import IMAGES_MAGIC, LABELS_MAGIC, IDXError, read_idx, read_idx_bytes
+from mnistlab.idx import IMAGES_MAGIC, LABELS_MAGIC, IDXError, read_idx, read_idx_bytes
 
 FAST = settings(max_examples=200, deadline=None)
 WITH_FILES = settings(max_examples=60, deadline=None)

@@ -3,8 +3,8 @@ references, train/eval behaviour, buffers and dtype preservation."""
 import numpy as np
 import pytest
 
-from gradcheck import numerical_gradient, relative_error
-from layers import (BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, Layer, Linear,
+from mnistlab.gradcheck import numerical_gradient, relative_error
+from mnistlab.layers import (BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, Layer, Linear,
                     MaxPool2d, ReLU, col2im, im2col)
 
 

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from gradcheck import numerical_gradient, relative_error
-from loss import (SoftmaxCrossEntropyLoss, accuracy, softmax_cross_entropy,
+from mnistlab.gradcheck import numerical_gradient, relative_error
+from mnistlab.loss import (SoftmaxCrossEntropyLoss, accuracy, softmax_cross_entropy,
                   softmax_cross_entropy_backward)
 
 

@@ -3,11 +3,11 @@ interface shared with the softmax regression, and learning a toy problem."""
 import numpy as np
 import pytest
 
-from gradcheck import normwise_relative_error, numerical_gradient
-from layers import BatchNorm1d, BatchNorm2d, Dropout, Flatten, Layer, Linear, ReLU
-from loss import SoftmaxCrossEntropyLoss
-from model import MODELS, Sequential, build_cnn, build_mlp, build_model
-from optimizer import SGD
+from mnistlab.gradcheck import normwise_relative_error, numerical_gradient
+from mnistlab.layers import BatchNorm1d, BatchNorm2d, Dropout, Flatten, Layer, Linear, ReLU
+from mnistlab.loss import SoftmaxCrossEntropyLoss
+from mnistlab.model import MODELS, Sequential, build_cnn, build_mlp, build_model
+from mnistlab.optimizer import SGD
 from test_layers import randomize_parameters
 
 # Whole-model checks differentiate the O(1) loss itself, whose rounding error (about 1e-16 / h

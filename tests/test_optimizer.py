@@ -12,8 +12,8 @@ import re
 import numpy as np
 import pytest
 
-import loss
-import optimizer as O
+from mnistlab import loss
+from mnistlab import optimizer as O
 
 
 class FakeModel:

@@ -10,7 +10,7 @@ import re
 import pytest
 from hypothesis import given, strategies as st
 
-import schedule as S
+from mnistlab import schedule as S
 
 
 def rates(schedule, epochs):

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from conftest import tiny_cfg
-from config import ConfigError
-from history import FIELDS
-from solver import Solver, TrainingDivergedError
+from mnistlab.config import ConfigError
+from mnistlab.history import FIELDS
+from mnistlab.solver import Solver, TrainingDivergedError
 
 
 def numbers_of(history):
@@ -216,7 +216,7 @@ def test_every_model_trains_through_the_same_solver(tiny_data, capsys, model):
 
 
 def test_a_model_object_can_be_given(tiny_data, capsys):
-    from model import build_model
+    from mnistlab.model import build_model
     custom = build_model("mlp", rng=np.random.default_rng(0))
     runner = Solver(tiny_cfg(tiny_data, model=custom, max_epoch=1))
     assert runner.model is custom
@@ -224,7 +224,7 @@ def test_a_model_object_can_be_given(tiny_data, capsys):
 
 
 def test_every_optimizer_trains(tiny_data, capsys):
-    from optimizer import OPTIMIZERS
+    from mnistlab.optimizer import OPTIMIZERS
     for name in OPTIMIZERS:
         momentum = 0.9 if name == "sgd" else None
         runner = Solver(tiny_cfg(tiny_data, max_epoch=2, optimizer=name, momentum=momentum,

@@ -8,8 +8,8 @@ import pytest  # noqa: E402
 
 from matplotlib.figure import Figure  # noqa: E402
 
-from sweep import SweepResult  # noqa: E402
-from visualize import (confusion_matrix, plot_confusion_matrix, plot_heatmap,  # noqa: E402
+from mnistlab.sweeps import SweepResult  # noqa: E402
+from mnistlab.visualize import (confusion_matrix, plot_confusion_matrix, plot_heatmap,  # noqa: E402
                        plot_loss_and_acc, plot_misclassified, plot_sweep, plot_weight_templates)
 
 

@@ -14,9 +14,9 @@ import math
 
 import numpy as np
 
-from checks import check_count, lookup
-from layers import BatchNorm1d, BatchNorm2d, Conv2d, Flatten, Layer, Linear, MaxPool2d, ReLU
-from loss import SoftmaxCrossEntropyHead, SoftmaxCrossEntropyLoss
+from .checks import check_count, lookup
+from .layers import BatchNorm1d, BatchNorm2d, Conv2d, Flatten, Layer, Linear, MaxPool2d, ReLU
+from .loss import SoftmaxCrossEntropyHead, SoftmaxCrossEntropyLoss
 
 
 class Sequential(Layer):

@@ -16,8 +16,8 @@ import threading
 import numpy as np
 import pytest
 
-import fetch
-import idx
+from mnistlab import download as fetch
+from mnistlab import idx
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VENDORED = os.path.join(ROOT, "data")

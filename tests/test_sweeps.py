@@ -8,11 +8,11 @@ import joblib
 import numpy as np
 import pytest
 
-import sweep as sweep_module
+from mnistlab import sweeps as sweep_module
 from conftest import tiny_cfg, write_dataset
-from config import ConfigError
-from solver import Solver
-from sweep import METRICS, SweepResult, run_cfgs, sweep
+from mnistlab.config import ConfigError
+from mnistlab.solver import Solver
+from mnistlab.sweeps import METRICS, SweepResult, run_cfgs, sweep
 
 GRID = {"learning_rate": [0.01, 0.1], "batch_size": [32, 100]}
 
@@ -220,7 +220,7 @@ def test_the_base_cfg_may_need_a_swept_value(base):
 
 
 def test_a_model_object_is_refused(base, no_training):
-    from loss import SoftmaxCrossEntropyLoss
+    from mnistlab.loss import SoftmaxCrossEntropyLoss
     with pytest.raises(ConfigError, match="fresh model for every run"):
         sweep({**base, "model": SoftmaxCrossEntropyLoss(784, 10)}, GRID)
 

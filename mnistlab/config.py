@@ -11,10 +11,10 @@ import numbers
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
-from checks import did_you_mean
-from model import MODELS
-from optimizer import OPTIMIZERS, optimizer_hyperparameters
-from schedule import SCHEDULES, schedule_hyperparameters
+from .checks import did_you_mean
+from .model import MODELS
+from .optimizer import OPTIMIZERS, optimizer_hyperparameters
+from .schedule import SCHEDULES, schedule_hyperparameters
 
 
 class ConfigError(ValueError):
@@ -88,7 +88,9 @@ def model_choice(v):
 
 OPTIONS = {
     # The assignment's keys.
-    "data_root": Option("data", "folder holding the IDX files (raw or .gz)", text),
+    "data_root": Option(None, "folder holding the IDX files, raw or .gz (None: the first of "
+                        "./data, the checkout's data/ and the per-user cache that holds them)",
+                        optional(text)),
     "max_epoch": Option(10, "number of passes over the training set", integer(1)),
     "batch_size": Option(100, "samples per mini-batch", integer(1)),
     "learning_rate": Option(0.01, "step size of the optimizer", real(0, low_open=True, high=None)),

@@ -1,6 +1,6 @@
 """Hyper-parameter sweeps: train every combination of a grid of cfg values, tabulate the results.
 
-    from sweep import sweep
+    from .sweep import sweep
     base = {'data_root': 'data', 'max_epoch': 10, 'momentum': 0.9, 'display_freq': 50}
     result = sweep(base, {'learning_rate': [0.001, 0.01, 0.1], 'batch_size': [50, 100]},
                    n_jobs=2)
@@ -62,9 +62,10 @@ import joblib
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from config import ConfigError, validate_cfg
-from fileio import atomic_write, write_json
-from solver import Solver, TrainingDivergedError
+from .config import ConfigError, validate_cfg
+from .data_home import find_data_root
+from .fileio import atomic_write, write_json
+from .solver import Solver, TrainingDivergedError
 
 # What every run reports, in table order; each row also keeps the run's history.
 METRICS = ("final_val_acc", "best_val_acc", "best_epoch", "test_acc", "test_loss",
@@ -137,8 +138,8 @@ def run_cfgs(base_cfg, grid):
         if full["seed"] is None:
             cfg["seed"] = DEFAULT_SEED
         # Workers may start in another folder: point them at the same data.
-        if os.path.isdir(full["data_root"]):
-            cfg["data_root"] = os.path.abspath(full["data_root"])
+        cfg["data_root"] = (find_data_root() if full["data_root"] is None
+                            else os.path.abspath(full["data_root"]))
         cfgs.append(cfg)
     return swept, cfgs
 

@@ -20,7 +20,7 @@ base_rate (its value at e' = 0).
 import inspect
 import math
 
-from checks import (check_count, check_range, format_call, keyword_defaults, lookup,
+from .checks import (check_count, check_range, format_call, keyword_defaults, lookup,
                     reject_unknown_keywords)
 
 # The "default" of a keyword that must be given, in schedule_hyperparameters.

@@ -1,7 +1,7 @@
 """Tracking the best epoch of a run, keeping its weights, and deciding when to stop."""
 import numpy as np
 
-from checkpoint import copy_into_model, model_arrays
+from .checkpoint import copy_into_model, model_arrays
 
 
 class EarlyStopping:

@@ -34,7 +34,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 
-import idx
+from . import idx
 
 _CHUNK_BYTES = 1 << 16
 _USER_AGENT = "idx-fetch/1.0 (Python urllib)"

@@ -19,7 +19,7 @@ import zipfile
 
 import numpy as np
 
-from fileio import atomic_write
+from .fileio import atomic_write
 
 FORMAT_VERSION = 1
 

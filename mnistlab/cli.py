@@ -14,9 +14,9 @@ import os
 import sys
 import time
 
-from checks import did_you_mean
-from config import OPTIONS
-from fileio import atomic_write, write_json
+from .checks import did_you_mean
+from .config import OPTIONS
+from .fileio import atomic_write, write_json
 
 EXIT_BAD_INPUT = 2
 EXIT_DIVERGED = 3
@@ -77,7 +77,7 @@ def write_outputs(out, runner, test_metrics):
     """The curves as PNG and the metrics and history as JSON, in folder `out`."""
     import matplotlib
     matplotlib.use("Agg")
-    from visualize import plot_loss_and_acc
+    from .visualize import plot_loss_and_acc
 
     history = runner.history
     loss_fig, acc_fig = plot_loss_and_acc({"train": [history.train_loss, history.train_acc],
@@ -96,9 +96,9 @@ def write_outputs(out, runner, test_metrics):
 
 def main(argv=None):
     """Run the command line; returns the process exit code (0 on success)."""
-    from dataloader import DataNotFoundError
-    from idx import IDXError
-    from solver import Solver, TrainingDivergedError
+    from .dataloader import DataNotFoundError
+    from .idx import IDXError
+    from .solver import Solver, TrainingDivergedError
 
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)

@@ -27,7 +27,7 @@ import math
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from checks import check_count
+from .checks import check_count
 
 
 class Layer:

@@ -1,0 +1,309 @@
+"""MNIST-style data: the splits, the batch sampler, and the loader that gathers batches.
+
+Images are kept as they come, uint8 (N, 784), and converted to floats one batch at a time:
+that keeps a full run's memory small and the conversion cheap. A batch is gathered with one
+fancy-indexing operation, never a Python loop over samples. The loader can prepare the
+coming batches in a background thread while the model trains on the current one.
+"""
+import contextlib
+import functools
+import os
+import queue
+import threading
+
+import numpy as np
+
+from .checks import check_count
+from .data_home import (DataNotFoundError, fetch_command, find_data_root, holds_dataset,
+                        idx_file_names, search_path)
+from .idx import IDXError, IMAGES_MAGIC, LABELS_MAGIC, read_idx
+
+SPLITS = ("train", "val", "test")
+PREPROCESSING = ("center", "scale")
+DEFAULT_VAL_SIZE = 5000
+
+
+def find_idx_file(data_root, prefix, kind):
+    """Path of the IDX file of `kind` ('images' or 'labels') for `prefix` ('train' or 't10k').
+
+    Raises:
+        DataNotFoundError: listing every path looked for, and where the data is or how to get it.
+    """
+    candidates = [os.path.join(data_root, name) for name in idx_file_names(prefix, kind)]
+    for path in candidates:
+        if os.path.isfile(path):
+            return path
+    where = "\n  ".join(candidates)
+    reason = ("the folder does not exist" if not os.path.isdir(data_root)
+              else "none of these files is there")
+    found = [folder for folder in search_path() if holds_dataset(folder)]
+    remedy = (f"MNIST is in {found[0]}: set cfg['data_root'] to that folder, or leave data_root "
+              "unset to use it" if found else
+              f"Point cfg['data_root'] at the folder holding the IDX files, or download MNIST "
+              f"into the cache with:  {fetch_command()}")
+    raise DataNotFoundError(
+        f"MNIST {prefix} {kind} not found in data_root={data_root!r} ({reason}). Looked for:\n"
+        f"  {where}\n{remedy}")
+
+
+@functools.lru_cache(maxsize=4)
+def _load_idx_pair(images_path, labels_path, mtimes):
+    """Read and cross-check an images file and a labels file; cached so that the 'train' and
+    'val' splits share one copy of the training file. `mtimes` keys the cache on the files'
+    modification times, so an edited file is read again.
+
+    Returns:
+        images: (N, rows * cols) read-only uint8.  labels: (N,) read-only uint8.
+        image_shape: (rows, cols).
+    """
+    images = read_idx(images_path, IMAGES_MAGIC)
+    labels = read_idx(labels_path, LABELS_MAGIC)
+    if len(images) != len(labels):
+        raise IDXError(f"{images_path} holds {len(images)} images but {labels_path} holds "
+                       f"{len(labels)} labels: the two files do not belong together")
+    image_shape = images.shape[1:]
+    return images.reshape(len(images), -1), labels, image_shape
+
+
+def load_idx_split(data_root, prefix):
+    """Images (N, D) uint8, labels (N,) uint8 and the image shape of 'train' or 't10k' files."""
+    images_path = find_idx_file(data_root, prefix, "images")
+    labels_path = find_idx_file(data_root, prefix, "labels")
+    mtimes = (os.path.getmtime(images_path), os.path.getmtime(labels_path))
+    return _load_idx_pair(images_path, labels_path, mtimes)
+
+
+def preprocess(images, dtype=np.float64, method="center", pixel_means=None):
+    """Turn uint8 pixel rows into model inputs.
+
+    Args:
+        images: (B, D) uint8.
+        dtype: float dtype of the result.
+        method: 'center' (the assignment's): x = pixels / 255 - mean(pixels / 255) per image;
+            'scale': x = pixels / 255.
+        pixel_means: (B,) mean pixel value of each image, if already known (saves a pass).
+
+    Returns:
+        (B, D) array of `dtype`.
+    """
+    dtype = np.dtype(dtype)
+    x = images.astype(dtype)
+    if method == "center":
+        if pixel_means is None:
+            pixel_means = images.mean(axis=1)
+        x -= pixel_means.astype(dtype, copy=False)[:, None]
+    x *= dtype.type(1 / 255)
+    return x
+
+
+class Dataset:
+    """One split of an MNIST-layout IDX dataset.
+
+    'train' is the training file's first N - val_size samples (55,000 for MNIST), 'val' its
+    last val_size (5,000), 'test' the whole t10k file (10,000).
+
+    Args:
+        data_root: folder holding the four IDX files, raw or gzipped; None searches
+            `data_home.search_path()` (./data, the checkout's data/, the per-user cache).
+        mode: 'train', 'val' or 'test'.
+        num_classes: labels must lie in [0, num_classes); None reads it from the labels
+            (largest label + 1).
+        dtype: float dtype of the images returned.
+        preprocessing: 'center' (default, per-image mean removed) or 'scale'; see `preprocess`.
+        val_size: how many samples at the end of the training file form 'val'.
+
+    `dataset[i]` gives (image (D,), label int); `dataset[indices]` with an integer array
+    gives a whole batch at once: (images (B, D), labels (B,)).
+    """
+
+    def __init__(self, data_root, mode="train", num_classes=10, dtype=np.float64,
+                 preprocessing="center", val_size=DEFAULT_VAL_SIZE):
+        if mode not in SPLITS:
+            raise ValueError(f"mode={mode!r}; it must be one of {SPLITS}")
+        if preprocessing not in PREPROCESSING:
+            raise ValueError(f"preprocessing={preprocessing!r}; it must be one of {PREPROCESSING}")
+        self.data_root = find_data_root() if data_root is None else data_root
+        self.mode = mode
+        self.num_classes = num_classes
+        self.dtype = np.dtype(dtype)
+        self.preprocessing = preprocessing
+        images, labels, self.image_shape = load_idx_split(
+            self.data_root, "t10k" if mode == "test" else "train")
+        self.images, labels = self._select_split(images, labels, mode, val_size)
+        self.labels = labels.astype(np.int64)
+        if self.num_classes is None:
+            self.num_classes = int(self.labels.max()) + 1 if len(self.labels) else 0
+        self._check_labels()
+        # Each image's mean pixel, computed once so that 'center' costs one pass per batch.
+        self._pixel_means = (self.images.mean(axis=1).astype(self.dtype)
+                             if preprocessing == "center" else None)
+
+    def _select_split(self, images, labels, mode, val_size):
+        if mode == "test":
+            return images, labels
+        if not 0 < val_size < len(images):
+            raise ValueError(f"val_size={val_size} but the training file of {self.data_root!r} "
+                             f"has {len(images)} samples; val_size must be in [1, {len(images) - 1}]")
+        split = slice(None, len(images) - val_size) if mode == "train" else slice(len(images) - val_size, None)
+        return images[split], labels[split]
+
+    def _check_labels(self):
+        if len(self.labels) and self.labels.max() >= self.num_classes:
+            raise IDXError(f"the {self.mode} labels in {self.data_root!r} go up to "
+                           f"{self.labels.max()}, outside [0, {self.num_classes}): set num_classes "
+                           f"to at least {self.labels.max() + 1}")
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, idx):
+        if np.ndim(idx) == 0:
+            image, label = self[np.array([idx])]
+            return image[0], int(label[0])
+        means = None if self._pixel_means is None else self._pixel_means[idx]
+        return preprocess(self.images[idx], self.dtype, self.preprocessing, means), self.labels[idx]
+
+    def __repr__(self):
+        return (f"Dataset(mode={self.mode!r}, samples={len(self)}, "
+                f"image_shape={self.image_shape}, data_root={self.data_root!r})")
+
+
+class IterationBatchSampler:
+    """Splits a dataset's indices into batches, anew every epoch.
+
+    Every index appears exactly once per epoch; when `batch_size` does not divide the
+    dataset, the last batch is smaller.
+
+    Args:
+        dataset: anything with `len()`.
+        max_epoch: number of epochs the sampler is meant for.
+        batch_size: samples per batch, >= 1.
+        shuffle: draw a new permutation every epoch.
+        rng: numpy Generator used for shuffling (a fresh one if None).
+    """
+
+    def __init__(self, dataset, max_epoch, batch_size=2, shuffle=True, rng=None):
+        self.dataset = dataset
+        self.max_epoch = max_epoch
+        self.batch_size = check_count("batch_size", batch_size, 1)
+        self.shuffle = shuffle
+        self.rng = rng if rng is not None else np.random.default_rng()
+        self.batch_indices = []
+
+    def prepare_epoch_indices(self):
+        """Build this epoch's list of index batches: (batch_size,) arrays, the last possibly shorter."""
+        n = len(self.dataset)
+        order = self.rng.permutation(n) if self.shuffle else np.arange(n)
+        self.batch_indices = [order[start:start + self.batch_size]
+                              for start in range(0, n, self.batch_size)]
+
+    def __iter__(self):
+        return iter(self.batch_indices)
+
+    def __len__(self):
+        return -(-len(self.dataset) // self.batch_size)
+
+
+CHUNK_SAMPLES = 512  # with prefetching, batches are prepared this many samples at a time
+
+
+class Dataloader:
+    """Yields (images (B, D), labels (B,)) batches, preparing new indices at every epoch start.
+
+    Args:
+        dataset: gives a whole batch for an array of indices, `dataset[indices]`, each row
+            depending on its own index only (as Dataset's per-image preprocessing does).
+        sampler: an IterationBatchSampler (or anything with prepare_epoch_indices, iteration
+            over index arrays and len).
+        prefetch: 0 prepares each batch when it is asked for. n > 0 has a background thread
+            keep up to n chunks of upcoming batches ready, a chunk being the batches of about
+            CHUNK_SAMPLES samples, gathered and converted in one `dataset` call. The batches
+            and their order are the same either way: prefetching only moves the work to the
+            second core, where it overlaps the model's matrix products.
+    """
+
+    def __init__(self, dataset, sampler, prefetch=0):
+        self.dataset = dataset
+        self.sampler = sampler
+        self.prefetch = check_count("prefetch", prefetch, 0)
+
+    def __iter__(self):
+        self.sampler.prepare_epoch_indices()  # here, so that the shuffle draws stay in this thread
+        if not self.prefetch:
+            for indices in self.sampler:
+                yield self.dataset[indices]
+            return
+        for chunk in prefetched(self._chunks(list(self.sampler)), self.prefetch):
+            yield from chunk
+
+    def _chunks(self, batches):
+        """Lists of consecutive batches, each list built by one `dataset` call and split.
+
+        After every NumPy operation that released Python's global interpreter lock, the
+        background thread must take the lock back from the training thread; one call per
+        chunk instead of one per batch keeps those hand-offs, and the training thread's
+        waits, few.
+        """
+        per_chunk = max(1, CHUNK_SAMPLES // len(batches[0])) if batches else 1
+        for start in range(0, len(batches), per_chunk):
+            chunk = batches[start:start + per_chunk]
+            images, labels = self.dataset[np.concatenate(chunk)]
+            ends = np.cumsum([len(indices) for indices in chunk])[:-1]
+            yield list(zip(np.split(images, ends), np.split(labels, ends)))
+
+    def __len__(self):
+        return len(self.sampler)
+
+    def __repr__(self):
+        return (f"Dataloader({self.dataset!r}, batch_size={self.sampler.batch_size}, "
+                f"shuffle={self.sampler.shuffle}, batches={len(self)}, prefetch={self.prefetch})")
+
+
+def prefetched(items, depth):
+    """Iterate over `items`, which a background thread computes up to `depth` items ahead.
+
+    A thread rather than a process, because NumPy releases the GIL inside its array loops
+    (gathering rows, converting types), so the work truly runs on another core, and the
+    batches need no copying between processes. An exception raised while computing an item
+    is raised here, at that item. Stopping early (break, an error, Ctrl-C) stops the thread.
+    """
+    ready = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce():
+        try:
+            for item in items:
+                ready.put((True, item))
+                if stop.is_set():
+                    return
+            ready.put((False, None))
+        except BaseException as exc:  # handed to the consumer, which raises it
+            ready.put((False, exc))
+
+    worker = threading.Thread(target=produce, name="batch-prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            is_item, value = ready.get()
+            if not is_item:
+                if value is not None:
+                    raise value
+                return
+            yield value
+    finally:
+        stop.set()
+        while worker.is_alive():  # let a worker blocked on a full queue finish its put
+            with contextlib.suppress(queue.Empty):
+                ready.get(timeout=0.01)
+
+
+def build_dataloader(data_root, max_epoch, batch_size, shuffle=False, mode="train", rng=None,
+                     prefetch=0, **dataset_options):
+    """A Dataloader over split `mode` of the data in `data_root`.
+
+    `dataset_options` go to `Dataset` (num_classes, dtype, preprocessing, val_size); `rng`
+    drives the shuffling; `prefetch` batches are prepared ahead in a background thread.
+    """
+    dataset = Dataset(data_root, mode, **dataset_options)
+    sampler = IterationBatchSampler(dataset, max_epoch, batch_size, shuffle, rng=rng)
+    return Dataloader(dataset, sampler, prefetch)

@@ -1,0 +1,312 @@
+"""The Solver: builds data loaders, model and optimizer from a cfg dict, then trains,
+validates and tests, printing the assignment's log lines.
+
+    runner = Solver({'data_root': 'data', 'max_epoch': 10, 'batch_size': 100,
+                     'learning_rate': 0.01, 'momentum': 0.9, 'display_freq': 50, 'seed': 0})
+    loss_list, acc_list = runner.train()
+    test_loss, test_acc = runner.test()
+
+From a terminal, `python solver.py --help` lists every cfg key (see cli.py).
+"""
+import contextlib
+import math
+import os
+import time
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from . import checkpoint
+from .config import ConfigError, optimizer_kwargs, schedule_kwargs, validate_cfg
+from .data_home import find_data_root
+from .dataloader import build_dataloader
+from .early_stopping import EarlyStopping
+from .history import History
+from .loss import SoftmaxCrossEntropyLoss
+from .model import build_model
+from .optimizer import make_optimizer
+from .schedule import make_schedule
+
+
+class TrainingDivergedError(FloatingPointError):
+    """The loss or a gradient or parameter became NaN or infinite during training."""
+
+
+class _RunningTotals:
+    """Size-weighted totals of a pass over a loader, so that its means are exact for any
+    batch size: the loss is averaged per sample, and accuracy counts correct predictions."""
+
+    def __init__(self):
+        self.loss_sum, self.correct, self.samples = 0.0, 0, 0
+
+    def add(self, loss, acc, size):
+        """Count a batch of `size` samples with mean loss `loss` and accuracy `acc`."""
+        self.loss_sum += float(loss) * size
+        self.correct += round(acc * size)  # a whole number, so accuracy stays exact
+        self.samples += size
+
+    def means(self):
+        """(mean loss, accuracy) over every sample counted so far."""
+        return self.loss_sum / self.samples, self.correct / self.samples
+
+
+def _all_finite(arrays):
+    return all(np.isfinite(array).all() for array in arrays)
+
+
+class Solver:
+    """Trains a model on the splits of an IDX dataset as `cfg` describes (see config.OPTIONS).
+
+    Attributes:
+        cfg: the validated cfg, every key present.
+        rng: the run's numpy Generator; all randomness (initial weights, shuffling, dropout)
+            draws from it, so the same cfg and seed give bit-identical runs.
+        train_loader (shuffled), val_loader, test_loader: Dataloaders.
+        model: the trainable model, `SoftmaxCrossEntropyLoss` by default.
+        optimizer: updates the model's parameters.
+        schedule: gives the learning rate of every epoch.
+        early_stopping: tracks the best epoch and its weights, and when to stop.
+        history: a History of every epoch trained so far.
+        epoch: number of epochs trained so far.
+        interrupted: True if the last train() was stopped by Ctrl-C.
+    """
+
+    def __init__(self, cfg):
+        self.cfg = validate_cfg(cfg)
+        if self.cfg["data_root"] is None:
+            self.cfg["data_root"] = find_data_root()
+        self.rng = np.random.default_rng(self.cfg["seed"])
+        self.train_loader, self.val_loader, self.test_loader = self.build_loader(self.cfg, self.rng)
+        self.model = self.build_model(self.cfg, self.train_loader.dataset, self.rng)
+        self.optimizer = self.build_optimizer(self.model, self.cfg)
+        self.schedule = make_schedule(self.cfg["lr_schedule"], self.cfg["learning_rate"],
+                                      self.cfg["max_epoch"], **schedule_kwargs(self.cfg))
+        self.early_stopping = EarlyStopping(self.cfg["monitor"], self.cfg["patience"])
+        self.history = History(monitor=self.cfg["monitor"])
+        self.epoch = 0
+        self.interrupted = False
+
+    @staticmethod
+    def build_loader(cfg, rng=None):
+        """The (train, val, test) Dataloaders of cfg; only 'train' is shuffled, with `rng`."""
+        cfg = validate_cfg(cfg)
+        data_root = find_data_root() if cfg["data_root"] is None else cfg["data_root"]
+        options = dict(dtype=cfg["dtype"], preprocessing=cfg["preprocessing"],
+                       val_size=cfg["val_size"], prefetch=cfg["prefetch"])
+        train = build_dataloader(data_root, cfg["max_epoch"], cfg["batch_size"],
+                                 shuffle=True, mode="train", rng=rng,
+                                 num_classes=cfg["num_classes"], **options)
+        num_classes = train.dataset.num_classes  # read from the labels when cfg leaves it None
+        val, test = (build_dataloader(data_root, cfg["max_epoch"], cfg["batch_size"],
+                                      mode=mode, num_classes=num_classes, **options)
+                     for mode in ("val", "test"))
+        return train, val, test
+
+    @staticmethod
+    def build_model(cfg, dataset, rng=None):
+        """The model of cfg, sized for `dataset`'s images; a model object in cfg is used as is."""
+        cfg = validate_cfg(cfg)
+        if not isinstance(cfg["model"], str):
+            return cfg["model"]
+        return build_model(cfg["model"], num_input=dataset.images.shape[1],
+                           num_classes=dataset.num_classes, rng=rng, dtype=cfg["dtype"],
+                           input_shape=(1, *dataset.image_shape))
+
+    @staticmethod
+    def build_optimizer(model, cfg):
+        """The update rule of cfg for `model`, with the hyper-parameters cfg sets."""
+        cfg = validate_cfg(cfg)
+        try:
+            return make_optimizer(cfg["optimizer"], model, cfg["learning_rate"],
+                                  **optimizer_kwargs(cfg))
+        except ValueError as exc:
+            raise ConfigError(f"cfg: {exc}") from None
+
+    # ---- training ----
+
+    def train(self):
+        """Train until `max_epoch` epochs are done (or early stopping), validating after each.
+
+        Ctrl-C stops training cleanly: the epochs completed so far stay in the history (and,
+        with `checkpoint_dir`, on disk), and train() returns normally.
+
+        Returns:
+            (loss_list, acc_list): the average training loss and accuracy of every epoch.
+
+        Raises:
+            TrainingDivergedError: the loss, a gradient or a parameter became NaN or infinite.
+        """
+        self.interrupted = False
+        try:
+            # Overflow shows up as NaN/inf, which _check_finite turns into a clear error.
+            with self._blas_threads(), np.errstate(over="ignore", invalid="ignore"):
+                while self.epoch < self.cfg["max_epoch"] and not self.early_stopping.should_stop:
+                    self._run_epoch()
+        except KeyboardInterrupt:
+            self.interrupted = True
+            print(f"Training interrupted during epoch {self.epoch}: the history keeps the "
+                  f"{len(self.history)} completed epochs.")
+        if self.cfg["patience"] is not None and self.early_stopping.best_epoch is not None:
+            self.early_stopping.restore_best(self.model)
+            print(f"Restored the weights of epoch {self.early_stopping.best_epoch}, the best by "
+                  f"{self.cfg['monitor']} ({self.early_stopping.best_value:.4f}).")
+        return list(self.history.train_loss), list(self.history.train_acc)
+
+    def _run_epoch(self):
+        """Train one epoch, validate, record, log, and save checkpoints."""
+        self.optimizer.learning_rate = self.schedule.rate(self.epoch)
+        start = time.perf_counter()
+        train_loss, train_acc = self._train_one_epoch()
+        val_loss, val_acc = self.validate()
+        self.history.append(train_loss=train_loss, train_acc=train_acc, val_loss=val_loss,
+                            val_acc=val_acc, epoch_time=time.perf_counter() - start,
+                            learning_rate=self.optimizer.learning_rate,
+                            l2_penalty=self.l2_penalty())
+        print(f"Epoch [{self.epoch}]\t Average training loss {train_loss:.4f}\t "
+              f"Average training accuracy {train_acc:.4f}")
+        print(f"Epoch [{self.epoch}]\t Average validation loss {val_loss:.4f}\t "
+              f"Average validation accuracy {val_acc:.4f}")
+        improved = self.early_stopping.update(self.epoch, {"val_acc": val_acc, "val_loss": val_loss},
+                                              self.model)
+        self.epoch += 1
+        if self.cfg["checkpoint_dir"]:
+            self.save_checkpoint(os.path.join(self.cfg["checkpoint_dir"], "last.npz"))
+            if improved:
+                self.save_checkpoint(os.path.join(self.cfg["checkpoint_dir"], "best.npz"))
+        if self.early_stopping.should_stop:
+            print(f"Early stopping: no improvement of {self.cfg['monitor']} for "
+                  f"{self.cfg['patience']} epochs.")
+
+    def _train_one_epoch(self):
+        """One pass over the training set; returns the size-weighted mean (loss, accuracy)."""
+        self.model.train()
+        epoch_start_weights = {name: array.copy()
+                               for name, array in checkpoint.model_arrays(self.model).items()}
+        totals = _RunningTotals()
+        num_batches = len(self.train_loader)
+        batches = self._progress(self.train_loader, num_batches)
+        for iteration, (images, labels) in enumerate(batches):
+            loss, acc = self.model.forward(images, labels)
+            self.model.gradient_computing()
+            self._check_finite(loss, iteration, epoch_start_weights)
+            self.optimizer.step()
+            totals.add(loss, acc, len(labels))
+            if iteration % self.cfg["display_freq"] == 0:
+                print(f"Epoch [{self.epoch}][{self.cfg['max_epoch']}]\t Batch [{iteration}]"
+                      f"[{num_batches}]\t Training Loss {loss:.4f}\t Accuracy {acc:.4f}")
+                if hasattr(batches, "set_postfix"):
+                    mean_loss, mean_acc = totals.means()
+                    batches.set_postfix(loss=f"{mean_loss:.4f}", acc=f"{mean_acc:.4f}",
+                                        refresh=False)
+        self._check_parameters_finite(num_batches - 1, epoch_start_weights)
+        return totals.means()
+
+    def _blas_threads(self):
+        """Limit BLAS to cfg['blas_threads'] threads; by default to one for the softmax model,
+        whose small matrix products lose more to thread hand-offs than they gain."""
+        threads = self.cfg["blas_threads"]
+        if threads is None and isinstance(self.model, SoftmaxCrossEntropyLoss):
+            threads = 1
+        if threads is None:
+            return contextlib.nullcontext()
+        return threadpool_limits(limits=threads, user_api="blas")
+
+    def _progress(self, loader, total):
+        """`loader` itself, or wrapped in a progress bar when cfg['progress'] is on."""
+        if not self.cfg["progress"]:
+            return loader
+        from tqdm.auto import tqdm
+        return tqdm(loader, total=total, desc=f"Epoch {self.epoch}", leave=False)
+
+    def _check_finite(self, loss, iteration, epoch_start_weights):
+        """Stop before an update if the loss or a gradient is NaN/inf, or a parameter became so."""
+        grads = [grad for _, _, grad in self.model.named_parameters()]
+        if math.isfinite(loss) and _all_finite(grads):
+            return
+        self._check_parameters_finite(iteration, epoch_start_weights)
+        raise TrainingDivergedError(
+            f"training diverged at epoch {self.epoch}, batch {iteration}: the loss is {loss} "
+            f"and {'some' if not _all_finite(grads) else 'no'} gradient is NaN or infinite. "
+            f"The learning rate {self.optimizer.learning_rate} is probably too large: try a "
+            "smaller one (e.g. 10x smaller). The model keeps its last finite weights.")
+
+    def _check_parameters_finite(self, iteration, epoch_start_weights):
+        """If an update made a parameter NaN/inf, restore the epoch's starting weights and stop."""
+        if _all_finite(checkpoint.model_arrays(self.model).values()):
+            return
+        checkpoint.copy_into_model(self.model, epoch_start_weights, "epoch start")
+        raise TrainingDivergedError(
+            f"training diverged at epoch {self.epoch}, batch {iteration}: an update made the "
+            f"parameters NaN or infinite. The learning rate {self.optimizer.learning_rate} is "
+            "probably too large: try a smaller one (e.g. 10x smaller). The model was reset "
+            f"to its finite weights from the start of epoch {self.epoch}.")
+
+    def l2_penalty(self):
+        """0.5 * weight_decay * sum of squared parameters (0 without weight decay)."""
+        decay = getattr(self.optimizer, "weight_decay", 0.0)
+        if not decay:
+            return 0.0
+        return 0.5 * decay * sum(float(np.sum(np.square(param)))
+                                 for _, param, _ in self.model.named_parameters())
+
+    # ---- evaluation ----
+
+    def evaluate(self, loader):
+        """Mean loss and accuracy over every sample of `loader`, in evaluation mode.
+
+        Batches are weighted by their size, so the result is exact for any batch size.
+        """
+        self.model.eval()
+        totals = _RunningTotals()
+        with self._blas_threads():
+            for images, labels in loader:
+                loss, acc = self.model.forward(images, labels)
+                totals.add(loss, acc, len(labels))
+        self.model.train()
+        return totals.means()
+
+    def validate(self):
+        """(loss, accuracy) on the validation set."""
+        return self.evaluate(self.val_loader)
+
+    def test(self):
+        """(loss, accuracy) on the test set."""
+        return self.evaluate(self.test_loader)
+
+    def predict(self, loader):
+        """(labels, predictions) over every sample of `loader`, in evaluation mode."""
+        self.model.eval()
+        pairs = [(labels, self.model.predict(images)) for images, labels in loader]
+        self.model.train()
+        return np.concatenate([p[0] for p in pairs]), np.concatenate([p[1] for p in pairs])
+
+    # ---- checkpoints ----
+
+    def save_checkpoint(self, path):
+        """Save the whole run (model, optimizer, schedule position, history, rng) to `path`."""
+        checkpoint.save_checkpoint(path, self)
+
+    def load_checkpoint(self, path):
+        """Continue from a checkpoint saved by a Solver of the same cfg; train() then resumes."""
+        checkpoint.load_checkpoint(path, self)
+
+    @classmethod
+    def resume(cls, path, **cfg_overrides):
+        """A Solver rebuilt from the cfg saved in checkpoint `path`, restored to its state.
+
+        `cfg_overrides` change cfg keys first, e.g. `max_epoch=20` to train longer.
+        """
+        solver = cls({**checkpoint.checkpoint_cfg(path), **cfg_overrides})
+        solver.load_checkpoint(path)
+        return solver
+
+    def __repr__(self):
+        return (f"Solver(model={self.model!r}, optimizer={self.optimizer!r}, "
+                f"epochs done={self.epoch}/{self.cfg['max_epoch']})")
+
+
+if __name__ == "__main__":
+    import sys
+
+    from .cli import main
+    sys.exit(main())

@@ -11,4 +11,4 @@ if __name__ == "__main__":
     import sys
 
     from mnistlab.cli import main
-    sys.exit(main())
+    sys.exit(main(prog="python solver.py"))

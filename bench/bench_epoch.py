@@ -15,7 +15,6 @@ import argparse
 import contextlib
 import io
 import json
-import os
 import resource
 import subprocess
 import sys
@@ -23,8 +22,6 @@ import time
 
 import numpy as np
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
 
 class PerSampleLoader:
@@ -44,8 +41,8 @@ class PerSampleLoader:
 
 
 def make_solver(dtype, epochs, per_sample):
-    from solver import Solver
-    cfg = {"data_root": os.path.join(ROOT, "data"), "max_epoch": epochs, "batch_size": 100,
+    from mnistlab import Solver
+    cfg = {"max_epoch": epochs, "batch_size": 100,
            "learning_rate": 0.01, "momentum": 0.9, "display_freq": 10**9, "seed": 0,
            "dtype": dtype}
     runner = Solver(cfg)

@@ -9,23 +9,19 @@ are the documented ones: 100 for softmax, 128 for the MLPs, 64 for the CNN.
 """
 import argparse
 import itertools
-import os
-import sys
 import time
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
 BATCH_SIZES = {"softmax": 100, "mlp": 128, "mlp_bn": 128, "cnn": 64}
 
 
 def seconds_per_batch(model_name, dtype, batches):
     """Median wall time of one training step (forward, backward, update) of the model."""
-    from solver import Solver
-    runner = Solver({"data_root": os.path.join(ROOT, "data"), "model": model_name,
+    from mnistlab import Solver
+    runner = Solver({"model": model_name,
                      "dtype": dtype, "batch_size": BATCH_SIZES[model_name], "seed": 0,
                      "optimizer": "sgd", "momentum": 0.9})
     threads = 1 if model_name == "softmax" else None

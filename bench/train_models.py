@@ -10,17 +10,13 @@ for the MLPs, so they train every epoch).
 import argparse
 import contextlib
 import io
-import os
-import sys
 
 import numpy as np
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
-from solver import Solver  # noqa: E402
+from mnistlab import Solver
 
-COMMON = {"data_root": os.path.join(ROOT, "data"), "seed": 0, "dtype": "float32",
+COMMON = {"seed": 0, "dtype": "float32",
           "display_freq": 10**9}
 DOCUMENTED_CFGS = {
     "softmax": {"model": "softmax", "max_epoch": 10, "batch_size": 100, "learning_rate": 0.01,

@@ -60,8 +60,13 @@ def real(low, high=None, low_open=False, high_open=True):
 
 
 def one_of(*choices):
-    """Check: one of the given values."""
-    return lambda v: None if v in choices else f"one of {', '.join(map(repr, choices))}"
+    """Check: one of the given values (suggesting the closest for a misspelt name)."""
+    def check(v):
+        if v in choices:
+            return None
+        hint = did_you_mean(v, choices) if isinstance(v, str) else ""
+        return f"one of {', '.join(map(repr, choices))}{hint}"
+    return check
 
 
 def optional(check):
@@ -80,7 +85,8 @@ def boolean(v):
 def model_choice(v):
     """Check: a name of model.MODELS, or a model object with the Solver's model interface."""
     if isinstance(v, str):
-        return None if v in MODELS else f"one of {', '.join(map(repr, MODELS))} or a model object"
+        problem = one_of(*MODELS)(v)
+        return problem and f"a model object or {problem}"
     needed = ("forward", "gradient_computing", "named_parameters", "train")
     missing = [name for name in needed if not callable(getattr(v, name, None))]
     return f"a model with {', '.join(missing)} methods (see model.Sequential)" if missing else None
@@ -149,6 +155,12 @@ OPTIMIZER_KEYS = {key: key for key in
                   ("momentum", "weight_decay", "nesterov", "beta1", "beta2", "alpha", "eps")}
 SCHEDULE_KEYS = {"lr_step_size": "step_size", "lr_gamma": "gamma", "lr_min": "min_rate",
                  "warmup_epochs": "warmup_epochs"}
+
+
+def takes_boolean(key):
+    """True when cfg key `key` holds True or False (the command line then reads yes/no/1/0)."""
+    check = OPTIONS[key].check
+    return check is not None and check(True) is None
 
 
 def defaults():

@@ -6,7 +6,8 @@ validates and tests, printing the assignment's log lines.
     loss_list, acc_list = runner.train()
     test_loss, test_acc = runner.test()
 
-From a terminal, `python solver.py --help` lists every cfg key (see cli.py).
+From a terminal, `mnistlab --help` (or `python solver.py --help` in the repository) lists
+every cfg key (see cli.py).
 """
 import contextlib
 import math
@@ -304,9 +305,3 @@ class Solver:
         return (f"Solver(model={self.model!r}, optimizer={self.optimizer!r}, "
                 f"epochs done={self.epoch}/{self.cfg['max_epoch']})")
 
-
-if __name__ == "__main__":
-    import sys
-
-    from .cli import main
-    sys.exit(main())

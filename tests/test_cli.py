@@ -1,28 +1,60 @@
 """The command line: help, cfg from file and flags, output files, clear errors."""
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
 
 import pytest
 
-from mnistlab.cli import EXIT_BAD_INPUT, main, parse_value
+from mnistlab.cli import EXIT_BAD_INPUT, EXIT_INTERRUPTED, main, parse_flag, parse_value
 from mnistlab.config import OPTIONS
+from mnistlab.solver import Solver
 from conftest import ROOT, tiny_cfg
 
 
-def test_help_lists_every_cfg_key_with_its_default():
-    out = subprocess.run([sys.executable, os.path.join(ROOT, "solver.py"), "--help"],
-                         capture_output=True, text=True, check=True).stdout
+def console_script():
+    """The installed `mnistlab` command, beside this Python's executable."""
+    return shutil.which("mnistlab") or os.path.join(os.path.dirname(sys.executable), "mnistlab")
+
+
+@pytest.mark.parametrize("command", [
+    lambda: [sys.executable, os.path.join(ROOT, "solver.py")],   # the assignment's face
+    lambda: [sys.executable, "-m", "mnistlab"],
+    lambda: [console_script()],
+], ids=["solver.py", "python -m mnistlab", "mnistlab"])
+def test_help_lists_every_cfg_key_with_its_default(command, tmp_path):
+    out = subprocess.run([*command(), "--help"], capture_output=True, text=True, check=True,
+                         cwd=tmp_path).stdout
     for key, option in OPTIONS.items():
         assert f"--{key}" in out
-    assert "[0.01]" in out and "['data']" in out
+    assert "[0.01]" in out and "--nesterov BOOL" in out
 
 
 def test_flag_values_are_read_as_json_or_text():
     assert parse_value("0.1") == 0.1 and parse_value("100") == 100
     assert parse_value("true") is True and parse_value("None") is None
     assert parse_value("data/fashion") == "data/fashion"
+
+
+@pytest.mark.parametrize("text, value", [("true", True), ("True", True), ("1", True),
+                                         ("yes", True), ("YES", True), ("false", False),
+                                         ("False", False), ("0", False), ("no", False)])
+def test_boolean_flags_take_the_usual_words(text, value):
+    assert parse_flag("nesterov", text) is value and parse_flag("progress", text) is value
+
+
+def test_boolean_words_stay_numbers_for_other_keys():
+    assert parse_flag("momentum", "1") == 1 and parse_flag("momentum", "0") == 0
+    assert parse_flag("data_root", "yes") == "yes"
+
+
+def test_a_boolean_flag_reaches_the_cfg(tiny_data, tmp_path):
+    code = main(["--data_root", tiny_data, "--max_epoch", "1", "--val_size", "100",
+                 "--nesterov", "True", "--momentum", "0.9", "--out", str(tmp_path)])
+    assert code == 0
+    assert json.loads((tmp_path / "metrics.json").read_text())["cfg"]["nesterov"] is True
 
 
 def test_a_run_prints_the_logs_and_writes_curves_and_metrics(tiny_data, tmp_path, capsys):
@@ -44,12 +76,68 @@ def test_a_run_prints_the_logs_and_writes_curves_and_metrics(tiny_data, tmp_path
 
 @pytest.mark.parametrize("argv, message", [
     (["--batch_size", "0"], "cfg['batch_size'] = 0 is impossible"),
-    (["--optimizer", "adamm"], "cfg['optimizer'] = 'adamm' is impossible"),
-    (["--data_root", "/no/such/folder"], "python fetch.py"),
+    (["--optimizer", "adamm"], "did you mean 'adam'?"),
+    (["--model", "mpl"], "did you mean 'mlp'?"),
+    (["--nesterov", "maybe"], "cfg['nesterov'] = 'maybe' is impossible"),
+    (["--data_root", "/no/such/folder"], f"MNIST is in {os.path.join(ROOT, 'data')}"),
 ])
 def test_bad_values_exit_with_a_message(argv, message, capsys):
     assert main(argv) == EXIT_BAD_INPUT
     assert message in capsys.readouterr().err
+
+
+def test_invalid_json_config_names_the_file_and_the_position(tmp_path, capsys):
+    config = tmp_path / "cfg.json"
+    config.write_text('{"max_epoch": 2,\n "batch_size" 50}')
+    assert main(["--config", str(config)]) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert str(config) in err and "line 2, column 15" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("content, message", [("[1, 2]", "must hold a JSON object"),
+                                              (b"\xff\xfe{}", "not a UTF-8 text file")])
+def test_a_config_that_is_not_a_cfg_dict_is_refused(tmp_path, capsys, content, message):
+    config = tmp_path / "cfg.json"
+    config.write_bytes(content if isinstance(content, bytes) else content.encode())
+    assert main(["--config", str(config)]) == EXIT_BAD_INPUT
+    assert message in capsys.readouterr().err
+
+
+def test_interrupted_run_writes_completed_epochs_and_exits_130(tiny_data, tmp_path, monkeypatch,
+                                                               capsys):
+    original = Solver._train_one_epoch
+
+    def interrupt_in_epoch_1(self):
+        if self.epoch == 1:
+            raise KeyboardInterrupt
+        return original(self)
+
+    monkeypatch.setattr(Solver, "_train_one_epoch", interrupt_in_epoch_1)
+    code = main(["--data_root", tiny_data, "--max_epoch", "3", "--val_size", "100",
+                 "--out", str(tmp_path)])
+    assert code == EXIT_INTERRUPTED
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["interrupted"] is True and metrics["epochs"] == 1
+    assert metrics["test_acc"] is None
+    assert "Final test accuracy" not in capsys.readouterr().out
+
+
+def test_ctrl_c_in_a_terminal_ends_the_command_with_status_130(tiny_data, tmp_path):
+    command = [sys.executable, "-m", "mnistlab", "--data_root", tiny_data, "--max_epoch", "100000",
+               "--val_size", "100", "--display_freq", "1000", "--out", str(tmp_path / "out")]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               cwd=tmp_path)
+    try:
+        for line in process.stdout:  # wait until training is under way
+            if "Average validation" in line:
+                break
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == EXIT_INTERRUPTED, err
+    assert "Traceback" not in err
+    assert json.loads((tmp_path / "out" / "metrics.json").read_text())["interrupted"] is True
 
 
 def test_a_typo_in_a_flag_suggests_the_flag_meant(capsys):

@@ -62,8 +62,10 @@ def test_cfg_must_be_a_dict():
     ({"warmup_epochs": 10, "max_epoch": 10}, "leaves no epoch of the 10-epoch run"),
     ({"optimizer": "adamm"}, r"cfg\['optimizer'\] = 'adamm' is impossible: it must be one of "
                              "'sgd', 'adam'"),
-    ({"model": "resnet"}, r"cfg\['model'\] = 'resnet' is impossible: it must be one of "
-                          "'softmax', 'mlp'"),
+    ({"model": "resnet"}, r"cfg\['model'\] = 'resnet' is impossible: it must be a model object "
+                          "or one of 'softmax', 'mlp'"),
+    ({"optimizer": "adamm"}, r"did you mean 'adam'\?"),
+    ({"model": "mpl"}, r"did you mean 'mlp'\?"),
     ({"model": object()}, "a model with forward, gradient_computing"),
     ({"monitor": "accuracy"}, "one of 'val_acc', 'val_loss'"),
     ({"patience": 0}, "a whole number >= 1"),

@@ -5,8 +5,8 @@ import threading
 import numpy as np
 import pytest
 
-from mnistlab import dataloader
-from conftest import MNIST_ROOT, write_dataset
+from mnistlab import data_home, dataloader
+from conftest import MNIST_ROOT, ROOT, write_dataset
 from mnistlab.dataloader import (DataNotFoundError, Dataloader, Dataset, IterationBatchSampler,
                         build_dataloader, prefetched, preprocess)
 from mnistlab.idx import IDXError
@@ -113,12 +113,27 @@ def test_loader_yields_batches_and_prepares_every_epoch(tmp_path):
     assert shapes == [(16, 784), (16, 784), (8, 784)]
 
 
-def test_missing_folder_lists_every_path_and_the_fix(tmp_path):
+def test_missing_folder_lists_every_path_and_points_at_the_data_found(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)  # whose ./data holds MNIST
     with pytest.raises(DataNotFoundError) as info:
         Dataset(str(tmp_path / "nowhere"))
     message = str(info.value)
     assert "train-images-idx3-ubyte.gz" in message and "train-images.idx3-ubyte" in message
-    assert "does not exist" in message and "fetch.py" in message
+    assert "does not exist" in message and f"MNIST is in {MNIST_ROOT}" in message
+
+
+def test_missing_folder_with_no_data_anywhere_gives_the_download_command(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MNISTLAB_DATA", str(tmp_path / "cache"))
+    monkeypatch.setattr(data_home, "checkout_data_dir", lambda: None)
+    with pytest.raises(DataNotFoundError, match="python -m mnistlab.download"):
+        Dataset(str(tmp_path / "nowhere"))
+
+
+def test_no_data_root_finds_the_data(monkeypatch):
+    monkeypatch.chdir(ROOT)  # whose ./data holds MNIST
+    dataset = Dataset(None, "val")
+    assert dataset.data_root == MNIST_ROOT and len(dataset) == 5000
 
 
 def test_images_and_labels_of_different_counts(tmp_path):

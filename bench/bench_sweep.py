@@ -20,14 +20,14 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from sweep import sweep  # noqa: E402
+from mnistlab.sweeps import sweep, without_times  # noqa: E402
 
 GRID = {"learning_rate": [0.005, 0.01, 0.05, 0.1]}
 TARGET_RATIO = 0.6
 
 
 def timed_sweep(base, n_jobs):
-    """(wall seconds, SweepResult) of the GRID sweep with n_jobs workers."""
+    """(wall seconds, DataFrame of the runs) of the GRID sweep with n_jobs workers."""
     start = time.perf_counter()
     result = sweep(base, GRID, n_jobs=n_jobs)
     return time.perf_counter() - start, result
@@ -48,11 +48,11 @@ def main():
         parallel_time, parallel = timed_sweep(base, args.jobs)
         serial_times.append(serial_time)
         parallel_times.append(parallel_time)
-        identical = identical and serial.without_times() == parallel.without_times()
+        identical = identical and without_times(serial).equals(without_times(parallel))
     serial_median, parallel_median = map(statistics.median, (serial_times, parallel_times))
     ratio = parallel_median / serial_median
     print(f"load average after: {os.getloadavg()[0]:.2f}\n")
-    print(serial, "\n")
+    print(serial.drop(columns="history").to_string(), "\n")
     rounds = ", ".join(f"{p / s:.2f}" for s, p in zip(serial_times, parallel_times))
     print(f"| sweep | median wall time (s) | range (s) |\n|---|---|---|\n"
           f"| n_jobs=1 | {serial_median:.1f} | {min(serial_times):.1f}-{max(serial_times):.1f} |\n"

@@ -1,15 +1,30 @@
-"""Hyper-parameter sweeps: train every combination of a grid of cfg values, tabulate the results.
+"""Hyper-parameter sweeps: train every combination of a grid of cfg values, one table row per run.
 
-    from .sweep import sweep
+    from mnistlab.sweeps import best_run, load_sweep, save_sweep, sweep
     base = {'data_root': 'data', 'max_epoch': 10, 'momentum': 0.9, 'display_freq': 50}
-    result = sweep(base, {'learning_rate': [0.001, 0.01, 0.1], 'batch_size': [50, 100]},
-                   n_jobs=2)
-    result                     # an aligned table in a terminal, an HTML table in a notebook
-    result.best()              # the run with the highest best_val_acc
-    result.column('test_acc')  # one value per run, in grid order
-    result.to_csv('runs/lr_batch.csv')     # the table
-    result.to_json('runs/lr_batch.json')   # the table and every run's history
-    SweepResult.from_json('runs/lr_batch.json')
+    df = sweep(base, {'learning_rate': [0.001, 0.01, 0.1], 'batch_size': [50, 100]},
+               n_jobs=2)
+    df.drop(columns='history')            # the table, in a notebook or a terminal
+    df.sort_values('best_val_acc', ascending=False)
+    df[df.batch_size == 100]              # the runs of one batch size
+    best_run(df)                          # the row of the highest best_val_acc (validation)
+    df.loc[0, 'history']['val_acc']       # run 0's validation accuracy, epoch by epoch
+    df.drop(columns='history').to_csv('runs/lr_batch.csv', index=False)
+    save_sweep(df, 'runs/lr_batch.json'); load_sweep('runs/lr_batch.json')
+
+The result is a pandas DataFrame, one row per run in grid order: the swept cfg keys, then
+METRICS, then 'history', each run's dict of per-epoch lists (history.FIELDS). Curves for
+plot_loss_and_acc:
+
+    plot_loss_and_acc({f'lr={run.learning_rate}': [run.history['train_loss'],
+                                                   run.history['train_acc']]
+                       for run in df.itertuples()})
+
+df.attrs holds the sweep's context: 'params' (the swept keys), 'base_cfg' and 'threshold'.
+Beyond pandas, three helpers: best_run (the best row by a metric, lower is better for
+losses, times and epoch counts), without_times (for comparing two sweeps exactly:
+`without_times(a).equals(without_times(b))`), and save_sweep/load_sweep (JSON keeping the
+histories, attrs, dtypes and every digit, which df.to_json's 10 digits do not).
 
 A controlled comparison. Every run gets the same seed, the base cfg's (0 when it has none), so
 runs share their initial weights and their shuffling order wherever the swept values allow
@@ -35,7 +50,7 @@ choose the 'dask' backend, which spreads the runs over all the cluster's worker 
     from distributed import Client
     client = Client('tcp://scheduler-host:8786')   # or Client() for a cluster on this machine
     with joblib.parallel_config(backend='dask'):
-        result = sweep(base, grid, n_jobs=-1)
+        df = sweep(base, grid, n_jobs=-1)
 
 On a Ray cluster (`pip install "ray[default]"`; plain `ray` is enough for a local instance,
 which the tests use), register Ray's joblib backend first:
@@ -46,32 +61,34 @@ which the tests use), register Ray's joblib backend first:
     ray.init()                                      # or ray.init(address='auto')
     register_ray()
     with joblib.parallel_config(backend='ray'):
-        result = sweep(base, grid, n_jobs=-1)
+        df = sweep(base, grid, n_jobs=-1)
 """
 import contextlib
-import csv
-import html
 import io
 import itertools
 import json
-import math
 import numbers
 import os
 
 import joblib
 import numpy as np
+import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from .config import ConfigError, validate_cfg
 from .data_home import find_data_root
-from .fileio import atomic_write, write_json
+from .fileio import write_json
 from .solver import Solver, TrainingDivergedError
 
-# What every run reports, in table order; each row also keeps the run's history.
-METRICS = ("final_val_acc", "best_val_acc", "best_epoch", "test_acc", "test_loss",
-           "final_train_loss", "train_time", "epochs_to_threshold", "time_to_threshold",
-           "diverged")
-# Metrics where smaller is better, for SweepResult.best().
+# What every run reports, in column order, with the column's dtype whatever the runs gave:
+# NaN where a run has no value (a diverged run's test_acc), <NA> for a count it never
+# reached. Each row also keeps the run's history, in the column 'history'.
+METRIC_DTYPES = {"final_val_acc": "float64", "best_val_acc": "float64", "best_epoch": "Int64",
+                 "test_acc": "float64", "test_loss": "float64", "final_train_loss": "float64",
+                 "train_time": "float64", "epochs_to_threshold": "Int64",
+                 "time_to_threshold": "float64", "diverged": "bool"}
+METRICS = tuple(METRIC_DTYPES)
+# Metrics where smaller is better, for best_run().
 LOWER_IS_BETTER = frozenset({"test_loss", "final_train_loss", "train_time",
                              "epochs_to_threshold", "time_to_threshold"})
 # Wall-clock measures: they vary from run to run and machine to machine.
@@ -80,7 +97,7 @@ DEFAULT_SEED = 0
 
 
 def _plain(value):
-    """A numpy scalar as the Python number it holds (JSON and CSV want those); else as is."""
+    """A numpy scalar as the Python number it holds (JSON wants those); else as is."""
     return value.item() if isinstance(value, np.generic) else value
 
 
@@ -196,7 +213,7 @@ def _check_sweep_options(threshold, blas_threads):
 
 
 def sweep(base_cfg, grid, n_jobs=1, threshold=0.9, verbose=False, blas_threads=1):
-    """Train a run for every combination of the grid's values; collect one row per run.
+    """Train a run for every combination of the grid's values; tabulate one row per run.
 
     Args:
         base_cfg: cfg dict shared by every run (see config.OPTIONS).
@@ -213,7 +230,9 @@ def sweep(base_cfg, grid, n_jobs=1, threshold=0.9, verbose=False, blas_threads=1
             reason, runs prefetch no batches unless their cfg sets 'prefetch'.
 
     Returns:
-        A SweepResult: per run, the swept values, METRICS and the history.
+        A pandas DataFrame, one row per run in grid order (index 0, 1, ...): the swept cfg
+        keys, then METRICS, then 'history' (the run's dict of per-epoch lists); df.attrs
+        holds 'params' (the swept keys), 'base_cfg' and 'threshold'. See the module doc.
 
     Raises:
         ConfigError: a bad key or value in base_cfg or the grid, found before any training.
@@ -225,167 +244,78 @@ def sweep(base_cfg, grid, n_jobs=1, threshold=0.9, verbose=False, blas_threads=1
         joblib.delayed(train_and_measure)(cfg, threshold, verbose, blas_threads) for cfg in cfgs)
     rows = [{**changes, **result} for changes, result in zip(swept, results)]
     base = {key: _plain(value) for key, value in base_cfg.items()}
-    return SweepResult(rows, params=list(grid), base_cfg=base, threshold=threshold)
+    return _table(rows, [*grid, *METRICS, "history"], params=list(grid), base_cfg=base,
+                  threshold=threshold)
 
 
 # ---- the results table ----
 
-def _format(value):
-    """A table cell: 4 significant digits for reals, '-' for a missing value."""
-    if value is None:
-        return "-"
-    if isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral):
-        return f"{value:.4g}"
-    return str(value)
+def _table(rows, columns, params, base_cfg, threshold, index=None):
+    """The DataFrame of `rows` (dicts), METRICS columns in their dtypes, context in attrs."""
+    df = pd.DataFrame(rows, columns=columns, index=index)
+    df = df.astype({name: dtype for name, dtype in METRIC_DTYPES.items() if name in df})
+    df.attrs.update(params=list(params), base_cfg=base_cfg, threshold=threshold)
+    return df
 
 
-def _is_number(value):
-    return isinstance(value, numbers.Number) and not isinstance(value, bool)
+def best_run(df, metric="best_val_acc", higher_is_better=None):
+    """The row (a Series; its .name is the index label) with the best `metric`, the first on
+    ties; runs without a value (NaN, <NA>: e.g. diverged) are skipped.
 
+    Higher is better unless the metric is a loss, a time or an epoch count
+    (LOWER_IS_BETTER); `higher_is_better` overrides that. Choose by a validation metric:
+    choosing the model by test accuracy would make its test accuracy an optimistic estimate.
 
-class SweepResult:
-    """The rows of a sweep, one dict per run, with ways to look at them and save them.
-
-    Attributes:
-        rows: list of dicts: the swept cfg values, then METRICS, then 'history' (a dict of
-            per-epoch lists, see history.History.as_dict).
-        params: the swept cfg keys, in the grid's order.
-        base_cfg: the cfg every run started from (None if unknown).
-        threshold: the validation accuracy the *_to_threshold columns refer to.
+    Raises:
+        KeyError: df has no column `metric`.
+        ValueError: no run has a value for it.
     """
+    values = df[metric].reset_index(drop=True)
+    if values.isna().all():
+        raise ValueError(f"no run has a value for {metric!r}")
+    if higher_is_better is None:
+        higher_is_better = metric not in LOWER_IS_BETTER
+    return df.iloc[values.idxmax() if higher_is_better else values.idxmin()]
 
-    def __init__(self, rows, params=(), base_cfg=None, threshold=None):
-        self.rows = list(rows)
-        self.params = list(params)
-        self.base_cfg = base_cfg
-        self.threshold = threshold
 
-    def __len__(self):
-        return len(self.rows)
+def without_times(df):
+    """A copy of df without its wall-clock measures (the WALL_TIMES columns and the
+    histories' epoch_time): what two runs of the same sweep must agree on exactly, e.g.
+    `without_times(a).equals(without_times(b))`."""
+    kept = df.drop(columns=[name for name in WALL_TIMES if name in df])
+    if "history" in kept:
+        kept["history"] = kept["history"].map(
+            lambda history: {field: values for field, values in history.items()
+                             if field != "epoch_time"})
+    return kept
 
-    def __iter__(self):
-        return iter(self.rows)
 
-    def __getitem__(self, index):
-        """A row (dict) for an int index; a SweepResult of those rows for a slice."""
-        if isinstance(index, slice):
-            return self._with_rows(self.rows[index])
-        return self.rows[index]
+def save_sweep(df, path):
+    """Write a sweep's table, histories and attrs included, as JSON, atomically.
 
-    def _with_rows(self, rows):
-        return SweepResult(rows, self.params, self.base_cfg, self.threshold)
+    Unlike df.to_json, which keeps 10 significant digits, this keeps every number exactly, and
+    load_sweep gives back the same DataFrame: columns, dtypes, index and attrs. For the table
+    alone, as CSV: df.drop(columns='history').to_csv(path, index=False).
+    """
+    cells = df.astype(object).where(df.notna(), None)  # NaN and <NA> as JSON's null
+    write_json(path, {"params": df.attrs.get("params", []),
+                      "base_cfg": df.attrs.get("base_cfg"),
+                      "threshold": df.attrs.get("threshold"),
+                      "columns": [str(name) for name in df.columns],
+                      "index": df.index.tolist(),
+                      "rows": cells.to_dict(orient="records")})
 
-    @property
-    def columns(self):
-        """Every column name but 'history': the swept keys first, then the others by first
-        appearance."""
-        names = dict.fromkeys(self.params)
-        for row in self.rows:
-            names.update(dict.fromkeys(key for key in row if key != "history"))
-        return list(names)
 
-    def column(self, name):
-        """The values of column `name`, one per run (None where a run lacks it)."""
-        if name != "history" and name not in self.columns:
-            raise KeyError(f"no column {name!r}; the columns are {', '.join(self.columns)}")
-        return [row.get(name) for row in self.rows]
+def load_sweep(path):
+    """The DataFrame of a sweep written by save_sweep (or by the former SweepResult.to_json).
 
-    def where(self, **values):
-        """The runs whose columns equal every given value, e.g. where(batch_size=100)."""
-        for name in values:
-            self.column(name)
-        return self._with_rows(row for row in self.rows
-                               if all(row.get(name) == value for name, value in values.items()))
-
-    def best(self, metric="best_val_acc", higher_is_better=None):
-        """The row with the best value of `metric` (the first, on ties).
-
-        Higher is better unless the metric is a loss, a time or an epoch count
-        (LOWER_IS_BETTER); `higher_is_better` overrides that. Runs without a value (e.g.
-        never reached the threshold) are skipped. Choose by a validation metric: choosing
-        the model by test accuracy would make the test accuracy an optimistic estimate.
-        """
-        values = self.column(metric)
-        if higher_is_better is None:
-            higher_is_better = metric not in LOWER_IS_BETTER
-        known = [i for i, value in enumerate(values)
-                 if value is not None and not (isinstance(value, float) and math.isnan(value))]
-        if not known:
-            raise ValueError(f"no run has a value for {metric!r}")
-        sign = 1 if higher_is_better else -1
-        return self.rows[max(known, key=lambda i: (sign * values[i], -i))]
-
-    def without_times(self):
-        """The rows without their wall-clock measures (WALL_TIMES and the histories'
-        epoch_time): what two runs of the same sweep must agree on exactly."""
-        rows = []
-        for row in self.rows:
-            row = {key: value for key, value in row.items() if key not in WALL_TIMES}
-            if "history" in row:
-                row["history"] = {field: values for field, values in row["history"].items()
-                                  if field != "epoch_time"}
-            rows.append(row)
-        return rows
-
-    # ---- rendering ----
-
-    def _cells(self):
-        """(header, rows of cell strings, which columns are numeric)."""
-        columns = self.columns
-        cells = [[_format(row.get(name)) for name in columns] for row in self.rows]
-        numeric = [all(_is_number(v) or v is None for v in self.column(name)) for name in columns]
-        return columns, cells, numeric
-
-    def to_text(self):
-        """An aligned plain-text table, one line per run (numbers right-aligned)."""
-        columns, cells, numeric = self._cells()
-        widths = [max(len(text) for text in column) for column in zip(columns, *cells)]
-
-        def line(texts):
-            return "  ".join(text.rjust(width) if right else text.ljust(width)
-                             for text, width, right in zip(texts, widths, numeric)).rstrip()
-        rule = "  ".join("-" * width for width in widths)
-        return "\n".join([line(columns), rule] + [line(row) for row in cells])
-
-    def __repr__(self):
-        return self.to_text() if self.rows else "SweepResult(no runs)"
-
-    __str__ = __repr__
-
-    def _repr_html_(self):
-        """An HTML table, as a notebook shows it."""
-        columns, cells, numeric = self._cells()
-        align = ['style="text-align: right"' if right else 'style="text-align: left"'
-                 for right in numeric]
-        head = "".join(f"<th {a}>{html.escape(name)}</th>" for name, a in zip(columns, align))
-        body = "".join("<tr>" + "".join(f"<td {a}>{html.escape(text)}</td>"
-                                        for text, a in zip(row, align)) + "</tr>"
-                       for row in cells)
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-    # ---- files ----
-
-    def to_csv(self, path):
-        """Write the table (every column but the histories) as CSV, atomically."""
-        columns = self.columns
-        with atomic_write(path, "w", newline="", encoding="utf-8") as f:
-            writer = csv.writer(f)
-            writer.writerow(columns)
-            writer.writerows([["" if row.get(name) is None else row.get(name) for name in columns]
-                              for row in self.rows])
-
-    def to_json(self, path):
-        """Write everything, histories included, as JSON, atomically; see from_json."""
-        write_json(path, {"params": self.params, "base_cfg": self.base_cfg,
-                          "threshold": self.threshold, "rows": self.rows})
-
-    @classmethod
-    def from_json(cls, path):
-        """Load a SweepResult written by to_json."""
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-        if not isinstance(data, dict) or not isinstance(data.get("rows"), list):
-            raise ValueError(f"{path} is not a sweep written by SweepResult.to_json (it has no "
-                             "'rows' list)")
-        return cls(data["rows"], data.get("params", ()), data.get("base_cfg"),
-                   data.get("threshold"))
+    Raises:
+        ValueError: the file holds no sweep (no 'rows' list).
+    """
+    with open(path, encoding="utf-8") as f:
+        data = json.load(f)
+    if not isinstance(data, dict) or not isinstance(data.get("rows"), list):
+        raise ValueError(f"{path} is not a sweep written by save_sweep (it has no 'rows' list)")
+    return _table(data["rows"], data.get("columns"), params=data.get("params", []),
+                  base_cfg=data.get("base_cfg"), threshold=data.get("threshold"),
+                  index=data.get("index"))

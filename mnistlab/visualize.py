@@ -1,8 +1,8 @@
 """Pictures of training runs, sweeps and models, drawn with matplotlib (headless works too).
 
     plot_loss_and_acc(runs)                        # the assignment's curves (shown at once)
-    plot_sweep(result, 'learning_rate')            # a metric against a swept value
-    plot_heatmap(result, 'learning_rate', 'batch_size')
+    plot_sweep(df, 'learning_rate')                # a metric against a swept value
+    plot_heatmap(df, 'learning_rate', 'batch_size')  # df = sweeps.sweep(...)
     labels, predictions = runner.predict(runner.test_loader)
     plot_confusion_matrix(labels, predictions)
     plot_weight_templates(runner.model.W)          # what softmax regression learned per class
@@ -18,8 +18,10 @@ import os
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 
 from .fileio import atomic_write
+from .sweeps import METRICS
 
 
 def save_figure(fig, path):
@@ -98,36 +100,38 @@ def plot_loss_and_acc(loss_and_acc_dict, save_path=None, val=None):
 
 # ---- sweeps ----
 
-def _metric_values(result, metric):
+def _metric_values(df, metric):
     """A sweep's `metric` per run as floats (NaN where a run has none)."""
-    return np.array([np.nan if v is None else float(v) for v in result.column(metric)])
+    return df[metric].to_numpy(dtype=float, na_value=np.nan)
 
 
-def _check_param(result, param):
-    if param not in result.params:
-        raise ValueError(f"{param!r} is not a swept key of this sweep; it swept "
-                         f"{', '.join(map(repr, result.params)) or 'nothing'}")
+def _swept_keys(df, *params):
+    """The swept keys of a sweep's DataFrame (df.attrs['params'], which sweep() sets; else
+    every column but METRICS and 'history'), after checking that `params` are among them."""
+    swept = list(df.attrs["params"]) if "params" in df.attrs else [
+        name for name in df.columns if name not in METRICS and name != "history"]
+    for param in params:
+        if param not in swept:
+            raise ValueError(f"{param!r} is not a swept key of this sweep; it swept "
+                             f"{', '.join(map(repr, swept)) or 'nothing'}")
+    return swept
 
 
-def _is_numeric(values):
-    return all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in values)
-
-
-def _wants_log_axis(param, xs):
+def _wants_log_axis(param, xs, numeric):
     """Log scale for learning rates, and for positive values spanning more than 2 decades."""
-    if not _is_numeric(xs) or min(xs) <= 0:
+    if not numeric or xs.min() <= 0:
         return False
-    return param == "learning_rate" or max(xs) / min(xs) > 100
+    return param == "learning_rate" or xs.max() / xs.min() > 100
 
 
-def plot_sweep(result, param, metric="test_acc", log_x=None, save_path=None):
+def plot_sweep(df, param, metric="test_acc", log_x=None, save_path=None):
     """`metric` against the swept value `param`: one line per combination of the other
     swept values.
 
     Args:
-        result: a sweep.SweepResult.
+        df: a sweep's DataFrame (sweeps.sweep), or some of its rows, e.g. df[df.momentum == 0.9].
         param: a swept cfg key, e.g. 'learning_rate'.
-        metric: a column of the result, e.g. 'test_acc', 'best_val_acc', 'train_time'.
+        metric: a column of df, e.g. 'test_acc', 'best_val_acc', 'train_time'.
         log_x: log-scale x axis; None chooses it for 'learning_rate' and for positive values
             spanning more than 2 decades. Non-numeric values (e.g. optimizer names) are
             placed in order of appearance.
@@ -136,24 +140,23 @@ def plot_sweep(result, param, metric="test_acc", log_x=None, save_path=None):
     Returns:
         The Figure.
     """
-    _check_param(result, param)
-    ys = _metric_values(result, metric)
-    xs = result.column(param)
-    numeric = _is_numeric(xs)
+    others = [p for p in _swept_keys(df, param) if p != param]
+    df = df.reset_index(drop=True)  # group members by position
+    ys = _metric_values(df, metric)
+    xs = df[param]
+    numeric = pd.api.types.is_numeric_dtype(xs) and not pd.api.types.is_bool_dtype(xs)
     if log_x is None:
-        log_x = _wants_log_axis(param, xs)
-    elif log_x and not (numeric and min(xs) > 0):
-        raise ValueError(f"log_x=True needs positive numbers, but {param} takes {xs}")
-    categories = list(dict.fromkeys(xs))
-    positions = np.array(xs if numeric else [categories.index(x) for x in xs], dtype=float)
-    others = [p for p in result.params if p != param]
-    groups = {}
-    for i, row in enumerate(result):
-        groups.setdefault(tuple(row[p] for p in others), []).append(i)
+        log_x = _wants_log_axis(param, xs, numeric)
+    elif log_x and not (numeric and xs.min() > 0):
+        raise ValueError(f"log_x=True needs positive numbers, but {param} takes {xs.tolist()}")
+    codes, categories = pd.factorize(xs)  # categories in order of appearance
+    positions = xs.to_numpy(dtype=float) if numeric else codes.astype(float)
+    groups = df.groupby(others, sort=False, dropna=False) if others else [((), df)]
 
     fig, ax = plt.subplots()
-    for key, members in groups.items():
-        members = np.array(members)[np.argsort(positions[members], kind="stable")]
+    for key, group in groups:
+        members = group.index.to_numpy()
+        members = members[np.argsort(positions[members], kind="stable")]
         label = ", ".join(f"{p}={v}" for p, v in zip(others, key)) or None
         ax.plot(positions[members], ys[members], "-o", label=label)
     if log_x:
@@ -188,32 +191,28 @@ def _matrix_image(ax, matrix, row_labels, col_labels, fmt, cmap):
     return image
 
 
-def plot_heatmap(result, row_param, col_param, metric="test_acc", save_path=None):
+def plot_heatmap(df, row_param, col_param, metric="test_acc", save_path=None):
     """`metric` for every pair of values of two swept keys, as annotated coloured cells.
 
     Each cell needs a single run: when the sweep varies other keys too, pick one slice first,
-    e.g. `plot_heatmap(result.where(momentum=0.9), 'learning_rate', 'batch_size')`. Pairs
-    the sweep did not train are left blank.
+    e.g. `plot_heatmap(df[df.momentum == 0.9], 'learning_rate', 'batch_size')`. Pairs the
+    sweep did not train are left blank.
 
     Returns:
         The Figure; its image holds the (rows, cols) matrix of metric values.
     """
-    _check_param(result, row_param)
-    _check_param(result, col_param)
-    others = [p for p in result.params if p not in (row_param, col_param)
-              and len(set(map(repr, result.column(p)))) > 1]
+    swept = _swept_keys(df, row_param, col_param)
+    others = [p for p in swept if p not in (row_param, col_param)
+              and df[p].nunique(dropna=False) > 1]
     if others:
         raise ValueError(f"the sweep also varies {others}: a cell would hold several runs. "
-                         f"Choose one value each with result.where({others[0]}=...)")
-    row_values = sorted(set(result.column(row_param)))
-    col_values = sorted(set(result.column(col_param)))
-    matrix = np.full((len(row_values), len(col_values)), np.nan)
-    rows = [row_values.index(v) for v in result.column(row_param)]
-    cols = [col_values.index(v) for v in result.column(col_param)]
-    matrix[rows, cols] = _metric_values(result, metric)
+                         f"Choose one value each, e.g. df[df.{others[0]} == ...]")
+    table = df.pivot(index=row_param, columns=col_param, values=metric)  # sorted values
+    matrix = table.to_numpy(dtype=float, na_value=np.nan)
 
     fig, ax = plt.subplots()
-    image = _matrix_image(ax, matrix, row_values, col_values, ".4g", "viridis")
+    image = _matrix_image(ax, matrix, table.index.tolist(), table.columns.tolist(), ".4g",
+                          "viridis")
     fig.colorbar(image, ax=ax, label=metric)
     ax.set_xlabel(col_param)
     ax.set_ylabel(row_param)

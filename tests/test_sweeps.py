@@ -1,18 +1,19 @@
 """Sweeps train every combination of a grid, give the same numbers on any backend, fail fast on
-a bad cfg, and report their results as tables and files."""
-import csv
+a bad cfg, and hand their results over as a pandas DataFrame, one row per run."""
 import json
 import os
 
 import joblib
 import numpy as np
+import pandas as pd
 import pytest
 
 from mnistlab import sweeps as sweep_module
 from conftest import tiny_cfg, write_dataset
 from mnistlab.config import ConfigError
 from mnistlab.solver import Solver
-from mnistlab.sweeps import METRICS, SweepResult, run_cfgs, sweep
+from mnistlab.sweeps import (METRICS, best_run, load_sweep, run_cfgs, save_sweep, sweep,
+                             without_times)
 
 GRID = {"learning_rate": [0.01, 0.1], "batch_size": [32, 100]}
 
@@ -66,14 +67,23 @@ def no_training(monkeypatch):
 
 # ---- what a sweep trains and measures ----
 
-def test_one_row_per_combination_in_grid_order(serial):
-    assert len(serial) == 4 and serial.params == ["learning_rate", "batch_size"]
-    assert [(row["learning_rate"], row["batch_size"]) for row in serial] == [
+def missing_as_none(value):
+    """A table cell as a comparable value: None for NaN and <NA> (a run without a value)."""
+    return None if pd.isna(value) else value
+
+
+def test_a_dataframe_with_one_row_per_combination_in_grid_order(serial, base):
+    assert isinstance(serial, pd.DataFrame) and list(serial.index) == [0, 1, 2, 3]
+    assert list(serial.columns) == ["learning_rate", "batch_size", *METRICS, "history"]
+    assert list(zip(serial.learning_rate, serial.batch_size)) == [
         (0.01, 32), (0.01, 100), (0.1, 32), (0.1, 100)]
-    for row in serial:
-        assert set(METRICS) | {"history"} <= set(row)
+    assert serial.attrs == {"params": ["learning_rate", "batch_size"], "base_cfg": base,
+                            "threshold": 0.9}
+    assert {name: str(serial[name].dtype) for name in METRICS} == sweep_module.METRIC_DTYPES
+    assert serial["history"].dtype == object
+    for _, row in serial.iterrows():
         history = row["history"]
-        assert len(history["val_acc"]) == 2 and row["diverged"] is False
+        assert len(history["val_acc"]) == 2 and not row["diverged"]
         assert row["final_val_acc"] == history["val_acc"][-1]
         assert row["best_val_acc"] == max(history["val_acc"])
         assert history["val_acc"][row["best_epoch"]] == row["best_val_acc"]
@@ -87,19 +97,26 @@ def test_one_row_per_combination_in_grid_order(serial):
 def test_a_row_holds_what_the_solver_gives_for_that_cfg(serial, base):
     runner = Solver({**base, "learning_rate": 0.1, "batch_size": 32, "seed": 0})
     losses, _ = runner.train()
-    row = serial[2]
+    row = serial.loc[2]
     assert row["final_train_loss"] == losses[-1]
     assert (row["test_loss"], row["test_acc"]) == runner.test()
-    assert row["epochs_to_threshold"] == runner.history.epochs_to_reach(0.9)
+    assert missing_as_none(row["epochs_to_threshold"]) == runner.history.epochs_to_reach(0.9)
+    expected = runner.history.as_dict()
+    history = serial.loc[2, "history"]
+    assert list(history) == list(expected)
+    for field in expected.keys() - {"epoch_time"}:
+        assert history[field] == expected[field], field
 
 
 def test_threshold_columns_follow_the_threshold(base):
     result = sweep(base, {"learning_rate": [0.1]}, threshold=1.0)
-    history = result[0]["history"]
+    history = result.loc[0, "history"]
     reached = [i for i, acc in enumerate(history["val_acc"]) if acc >= 1.0]
     expected = reached[0] + 1 if reached else None
-    assert result[0]["epochs_to_threshold"] == expected
-    assert sweep(base, {"learning_rate": [0.1]}, threshold=0.0)[0]["epochs_to_threshold"] == 1
+    assert missing_as_none(result.loc[0, "epochs_to_threshold"]) == expected
+    assert result.attrs["threshold"] == 1.0
+    result = sweep(base, {"learning_rate": [0.1]}, threshold=0.0)
+    assert result.loc[0, "epochs_to_threshold"] == 1
 
 
 def test_every_run_gets_the_same_explicit_seed(base):
@@ -113,15 +130,18 @@ def test_every_run_gets_the_same_explicit_seed(base):
 
 def test_an_empty_grid_trains_the_base_cfg_once(base):
     result = sweep(base, {})
-    assert len(result) == 1 and result.params == [] and result[0]["test_acc"] > 0.5
+    assert len(result) == 1 and result.attrs["params"] == []
+    assert list(result.columns) == [*METRICS, "history"] and result.loc[0, "test_acc"] > 0.5
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 def test_a_diverging_run_is_reported_not_raised(base):
     result = sweep(base, {"learning_rate": [0.1, 1e307]})
-    assert [row["diverged"] for row in result] == [False, True]
-    assert result[1]["test_acc"] is None and result[1]["final_val_acc"] is None
-    assert result.best("test_acc") is result[0]
+    assert result["diverged"].tolist() == [False, True]
+    assert result["test_acc"].isna().tolist() == [False, True]
+    assert result["final_val_acc"].isna().tolist() == [False, True]
+    assert result.loc[1, "best_epoch"] is pd.NA and result.loc[1, "history"]["val_acc"] == []
+    assert best_run(result, "test_acc").name == 0
 
 
 def test_ctrl_c_stops_the_whole_sweep(base, monkeypatch):
@@ -171,8 +191,15 @@ def test_runs_do_not_prefetch_unless_their_cfg_says_so(base, monkeypatch):
 
 # ---- the same numbers anywhere ----
 
+def assert_same_numbers(result, serial):
+    """Equal tables, wall-clock measures apart, and equal attrs; exact (DataFrame.equals)."""
+    pd.testing.assert_frame_equal(without_times(result), without_times(serial))
+    assert without_times(result).equals(without_times(serial))
+    assert result.attrs == serial.attrs
+
+
 def test_two_workers_give_the_same_numbers(serial, base):
-    assert sweep(base, GRID, n_jobs=2).without_times() == serial.without_times()
+    assert_same_numbers(sweep(base, GRID, n_jobs=2), serial)
 
 
 def test_a_dask_cluster_gives_the_same_numbers(serial, base, dask_client):
@@ -180,7 +207,7 @@ def test_a_dask_cluster_gives_the_same_numbers(serial, base, dask_client):
     with get_task_stream(dask_client) as tasks, joblib.parallel_config(backend="dask"):
         result = sweep(base, GRID, n_jobs=-1)
     assert len(tasks.data) > 0, "the runs did not go through the Dask cluster"
-    assert result.without_times() == serial.without_times()
+    assert_same_numbers(result, serial)
 
 
 def test_a_ray_cluster_gives_the_same_numbers(serial, base, ray_backend):
@@ -188,7 +215,7 @@ def test_a_ray_cluster_gives_the_same_numbers(serial, base, ray_backend):
         workers = set(joblib.Parallel(n_jobs=2)(joblib.delayed(os.getpid)() for _ in range(4)))
         result = sweep(base, GRID, n_jobs=-1)
     assert os.getpid() not in workers, "the 'ray' backend ran the tasks in this process"
-    assert result.without_times() == serial.without_times()
+    assert_same_numbers(result, serial)
 
 
 # ---- bad input fails before any training ----
@@ -236,90 +263,118 @@ def test_bad_sweep_options_are_refused(base, no_training, options, message):
 
 @pytest.fixture
 def made_up():
-    rows = [{"learning_rate": 0.1, "batch_size": 32, "best_val_acc": 0.91, "test_loss": 0.30,
-             "epochs_to_threshold": None, "history": {"val_acc": [0.91]}},
-            {"learning_rate": 0.01, "batch_size": 32, "best_val_acc": 0.95, "test_loss": 0.25,
-             "epochs_to_threshold": 3, "history": {"val_acc": [0.95]}},
-            {"learning_rate": 0.001, "batch_size": 100, "best_val_acc": 0.95, "test_loss": 0.2,
-             "epochs_to_threshold": 5, "history": {"val_acc": [0.95]}}]
-    return SweepResult(rows, params=["learning_rate", "batch_size"])
+    """A table as a user may hold one: plain pandas, a count column with a missing value."""
+    return pd.DataFrame({
+        "learning_rate": [0.1, 0.01, 0.001], "batch_size": [32, 32, 100],
+        "best_val_acc": [0.91, 0.95, 0.95], "test_loss": [0.30, 0.25, 0.2],
+        "epochs_to_threshold": pd.array([None, 3, 5], dtype="Int64"),
+        "history": [{"val_acc": [0.91]}, {"val_acc": [0.95]}, {"val_acc": [0.95]}]})
 
 
 def test_without_times_drops_exactly_the_wall_clock_measures(serial):
-    for row, kept in zip(serial, serial.without_times()):
-        assert set(row) - set(kept) == {"train_time", "time_to_threshold"}
-        assert set(row["history"]) - set(kept["history"]) == {"epoch_time"}
-        assert kept["test_acc"] == row["test_acc"]
-        assert kept["history"]["val_acc"] == row["history"]["val_acc"]
-    assert "train_time" in serial[0] and "epoch_time" in serial[0]["history"]  # rows untouched
+    kept = without_times(serial)
+    assert set(serial.columns) - set(kept.columns) == {"train_time", "time_to_threshold"}
+    for i in serial.index:
+        row, kept_row = serial.loc[i], kept.loc[i]
+        assert set(row["history"]) - set(kept_row["history"]) == {"epoch_time"}
+        assert kept_row["test_acc"] == row["test_acc"]
+        assert kept_row["history"]["val_acc"] == row["history"]["val_acc"]
+    assert "train_time" in serial and "epoch_time" in serial.loc[0, "history"]  # untouched
 
 
-def test_best_picks_the_highest_accuracy_or_the_lowest_loss_and_time(made_up):
-    assert made_up.best() is made_up[1]  # first of the tied 0.95s
-    assert made_up.best("test_loss") is made_up[2]
-    assert made_up.best("epochs_to_threshold") is made_up[1]  # None: never reached, skipped
-    assert made_up.best("test_loss", higher_is_better=True) is made_up[0]
-    with pytest.raises(KeyError, match="no column 'test_acc'"):
-        made_up.best("test_acc")
+def test_without_times_still_tells_different_histories_apart(serial):
+    changed = serial.copy()
+    changed["history"] = [{**history, "val_loss": [0.0] * len(history["val_loss"])} if i == 3
+                          else history for i, history in enumerate(serial["history"])]
+    assert not without_times(changed).equals(without_times(serial))
+    with pytest.raises(AssertionError):
+        pd.testing.assert_frame_equal(without_times(changed), without_times(serial))
 
 
-def test_columns_rows_and_slices(made_up):
-    assert made_up.columns == ["learning_rate", "batch_size", "best_val_acc", "test_loss",
-                               "epochs_to_threshold"]
-    assert made_up.column("batch_size") == [32, 32, 100]
-    assert made_up.where(batch_size=32).column("learning_rate") == [0.1, 0.01]
-    assert isinstance(made_up[1:], SweepResult) and len(made_up[1:]) == 2
-    assert list(made_up) == made_up.rows
+def test_best_run_picks_the_highest_accuracy_or_the_lowest_loss_and_time(made_up):
+    assert best_run(made_up).name == 1  # first of the tied 0.95s
+    assert best_run(made_up, "test_loss").name == 2
+    assert best_run(made_up, "epochs_to_threshold").name == 1  # <NA>: never reached, skipped
+    assert best_run(made_up, "test_loss", higher_is_better=True).name == 0
+    assert best_run(made_up)["history"] == {"val_acc": [0.95]}
+    with pytest.raises(KeyError, match="test_acc"):
+        best_run(made_up, "test_acc")
 
 
-def test_text_table_is_aligned_and_holds_the_values(made_up):
-    text = made_up.to_text()
-    assert repr(made_up) == str(made_up) == text
-    header, rule, *lines = text.splitlines()
-    assert header.split() == made_up.columns and "history" not in text
-    assert len(lines) == 3 and set(rule) == {"-", " "}
-    end = header.index("test_loss") + len("test_loss")
-    assert [line[end - 4:end] for line in lines] == [" 0.3", "0.25", " 0.2"]
-    assert lines[0].split() == ["0.1", "32", "0.91", "0.3", "-"]
+def test_best_run_works_on_a_selection_and_repeated_labels(made_up):
+    assert best_run(made_up[made_up.learning_rate < 0.1], "test_loss").name == 2
+    assert best_run(made_up[made_up.learning_rate > 0.001], "test_loss").name == 1
+    both = pd.concat([made_up.iloc[::-1], made_up])  # labels 2, 1, 0, 0, 1, 2
+    best = best_run(both, "epochs_to_threshold")
+    assert isinstance(best, pd.Series) and best["learning_rate"] == 0.01
 
 
-def test_text_and_html_of_a_real_sweep_hold_its_values(serial):
-    text, page = serial.to_text(), serial._repr_html_()
-    for row in serial:
-        assert f"{row['test_acc']:.4g}" in text and f"{row['test_loss']:.4g}" in page
-    assert page.startswith("<table>") and page.count("<tr>") == 1 + len(serial)
-    assert ">learning_rate</th>" in page and ">0.01</td>" in page and "history" not in page
+def test_best_run_needs_a_value(made_up):
+    with pytest.raises(ValueError, match="no run has a value for 'epochs_to_threshold'"):
+        best_run(made_up[made_up.learning_rate == 0.1], "epochs_to_threshold")
 
 
-def test_csv_holds_the_table(serial, tmp_path):
-    path = tmp_path / "out" / "sweep.csv"
-    serial.to_csv(str(path))
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    assert list(rows[0]) == serial.columns
-    for written, row in zip(rows, serial):
-        assert float(written["test_acc"]) == row["test_acc"]
-        assert int(written["batch_size"]) == row["batch_size"]
-    assert os.listdir(path.parent) == ["sweep.csv"]  # no temporary file left
+def test_the_table_without_histories_goes_to_csv(serial, tmp_path):
+    path = tmp_path / "sweep.csv"
+    serial.drop(columns="history").to_csv(path, index=False)  # as the module doc shows
+    loaded = pd.read_csv(path)
+    assert list(loaded.columns) == ["learning_rate", "batch_size", *METRICS]
+    assert loaded["test_acc"].tolist() == serial["test_acc"].tolist()
+    assert loaded["batch_size"].tolist() == serial["batch_size"].tolist()
 
 
-def test_json_round_trip_keeps_everything(serial, tmp_path):
-    path = str(tmp_path / "sweep.json")
-    serial.to_json(path)
-    loaded = SweepResult.from_json(path)
-    assert loaded.rows == serial.rows and loaded.params == serial.params
-    assert loaded.threshold == 0.9 and loaded.base_cfg == serial.base_cfg
-    assert json.load(open(path))["rows"][0]["history"]["val_acc"] == serial[0]["history"]["val_acc"]
+def test_save_and_load_keep_everything(serial, tmp_path):
+    path = tmp_path / "out" / "sweep.json"
+    save_sweep(serial, str(path))
+    loaded = load_sweep(str(path))
+    pd.testing.assert_frame_equal(loaded, serial, check_exact=True)
+    assert loaded.equals(serial) and loaded.attrs == serial.attrs
+    assert loaded.loc[3, "history"] == serial.loc[3, "history"]  # every digit
+    assert json.load(open(path))["rows"][0]["history"]["val_acc"] == \
+        serial.loc[0, "history"]["val_acc"]
+    assert os.listdir(path.parent) == ["sweep.json"]  # no temporary file left
 
 
-def test_from_json_refuses_another_file(tmp_path):
+def refuse_nan(name):
+    raise ValueError(f"{name} is not JSON")
+
+
+def test_save_and_load_keep_missing_values_and_a_selection(made_up, tmp_path):
+    path = tmp_path / "selection.json"
+    made_up["test_loss"] = [np.nan, 0.25, 0.2]  # a run without a value, as a diverged one
+    selection = made_up[made_up.learning_rate > 0.001]  # labels 0 and 1
+    save_sweep(selection.iloc[::-1], str(path))
+    loaded = load_sweep(str(path))
+    assert list(loaded.index) == [1, 0] and loaded.loc[0, "epochs_to_threshold"] is pd.NA
+    assert np.isnan(loaded.loc[0, "test_loss"])
+    pd.testing.assert_frame_equal(loaded, selection.iloc[::-1], check_exact=True)
+    json.loads(path.read_text(), parse_constant=refuse_nan)  # null, not NaN: strict JSON
+
+
+def test_load_reads_a_file_of_the_former_sweep_result(serial, tmp_path):
+    path = tmp_path / "former.json"
+    rows = [{**row, "epochs_to_threshold": None} if i == 0 else row
+            for i, row in enumerate(serial.to_dict(orient="records"))]
+    path.write_text(json.dumps({"params": ["learning_rate", "batch_size"], "base_cfg": {},
+                                "threshold": 0.9, "rows": rows}))
+    loaded = load_sweep(str(path))
+    assert list(loaded.columns) == list(serial.columns) and list(loaded.index) == [0, 1, 2, 3]
+    assert loaded.dtypes.equals(serial.dtypes) and loaded.loc[0, "epochs_to_threshold"] is pd.NA
+    assert loaded.loc[3, "history"] == serial.loc[3, "history"]
+
+
+def test_load_refuses_another_file(tmp_path):
     path = tmp_path / "other.json"
     path.write_text("[1, 2]")
     with pytest.raises(ValueError, match="not a sweep"):
-        SweepResult.from_json(str(path))
+        load_sweep(str(path))
 
 
 def test_numpy_values_in_the_grid_are_saved_as_plain_numbers(base, tmp_path):
     result = sweep(base, {"learning_rate": np.array([0.1]), "batch_size": np.array([50])})
-    assert type(result[0]["learning_rate"]) is float and type(result[0]["batch_size"]) is int
-    result.to_json(str(tmp_path / "numpy.json"))
+    assert (result["learning_rate"].dtype, result["batch_size"].dtype) == (np.float64, np.int64)
+    path = tmp_path / "numpy.json"
+    save_sweep(result, str(path))
+    row = json.load(open(path))["rows"][0]
+    assert type(row["learning_rate"]) is float and type(row["batch_size"]) is int
+    assert load_sweep(str(path)).equals(result)

@@ -4,11 +4,11 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
 from matplotlib.figure import Figure  # noqa: E402
 
-from mnistlab.sweeps import SweepResult  # noqa: E402
 from mnistlab.visualize import (confusion_matrix, plot_confusion_matrix, plot_heatmap,  # noqa: E402
                        plot_loss_and_acc, plot_misclassified, plot_sweep, plot_weight_templates)
 
@@ -71,12 +71,19 @@ def is_png(path):
     return data.startswith(b"\x89PNG") and len(data) > 1000
 
 
+def sweep_table(rows, params):
+    """A DataFrame as sweeps.sweep returns it: one row per run, the swept keys in attrs."""
+    df = pd.DataFrame(rows)
+    df.attrs["params"] = params
+    return df
+
+
 def made_up_sweep():
     """learning_rate x batch_size, test_acc = 0.9 + lr/10 + batch/10000 (hand-checkable)."""
     rows = [{"learning_rate": lr, "batch_size": bs, "test_acc": 0.9 + lr / 10 + bs / 10000,
              "history": {}}
             for lr in (0.001, 0.01, 0.1) for bs in (32, 100)]
-    return SweepResult(rows, params=["learning_rate", "batch_size"])
+    return sweep_table(rows, ["learning_rate", "batch_size"])
 
 
 def test_plot_sweep_draws_a_line_per_other_value_on_a_log_axis(tmp_path):
@@ -93,14 +100,14 @@ def test_plot_sweep_draws_a_line_per_other_value_on_a_log_axis(tmp_path):
 
 @pytest.mark.parametrize("values, log", [([16, 32, 64], False), ([1, 10, 1000], True)])
 def test_plot_sweep_uses_a_log_axis_when_values_span_decades(values, log):
-    result = SweepResult([{"batch_size": v, "test_acc": 0.9} for v in values], ["batch_size"])
+    result = sweep_table([{"batch_size": v, "test_acc": 0.9} for v in values], ["batch_size"])
     ax = plot_sweep(result, "batch_size").axes[0]
     assert ax.get_xscale() == ("log" if log else "linear")
     assert ax.get_legend() is None
 
 
 def test_plot_sweep_places_names_in_order():
-    result = SweepResult([{"optimizer": name, "test_acc": acc}
+    result = sweep_table([{"optimizer": name, "test_acc": acc}
                           for name, acc in (("sgd", 0.92), ("adam", 0.95))], ["optimizer"])
     ax = plot_sweep(result, "optimizer").axes[0]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["sgd", "adam"]
@@ -110,6 +117,32 @@ def test_plot_sweep_places_names_in_order():
 def test_plot_sweep_refuses_an_unswept_key():
     with pytest.raises(ValueError, match="'momentum' is not a swept key"):
         plot_sweep(made_up_sweep(), "momentum")
+    with pytest.raises(ValueError, match="'test_acc' is not a swept key"):
+        plot_sweep(made_up_sweep(), "test_acc")
+
+
+def test_plot_sweep_takes_a_selection_and_a_table_without_attrs():
+    df = made_up_sweep()
+    ax = plot_sweep(df[df.batch_size == 100], "learning_rate").axes[0]
+    assert [line.get_label() for line in ax.get_lines()] == ["batch_size=100"]
+    np.testing.assert_array_equal(ax.get_lines()[0].get_ydata(),
+                                  df.test_acc[df.batch_size == 100])
+    plain = pd.DataFrame(df)  # no attrs: the swept keys are the columns but the measures
+    plain.attrs = {}
+    ax = plot_sweep(plain, "batch_size").axes[0]
+    assert [line.get_label() for line in ax.get_lines()] == [
+        "learning_rate=0.001", "learning_rate=0.01", "learning_rate=0.1"]
+    np.testing.assert_array_equal(ax.get_lines()[2].get_xdata(), [32, 100])
+    ax = plot_sweep(df.iloc[::-1], "learning_rate").axes[0]  # lines in order of appearance
+    assert [line.get_label() for line in ax.get_lines()] == ["batch_size=100", "batch_size=32"]
+    np.testing.assert_array_equal(ax.get_lines()[0].get_xdata(), [0.001, 0.01, 0.1])
+
+
+def test_plot_sweep_leaves_a_gap_for_a_run_without_a_value():
+    result = sweep_table({"learning_rate": [0.01, 0.1, 1.0],
+                          "test_acc": [0.9, 0.92, None]}, ["learning_rate"])
+    ys = plot_sweep(result, "learning_rate").axes[0].get_lines()[0].get_ydata()
+    np.testing.assert_array_equal(ys, [0.9, 0.92, np.nan])
 
 
 def test_plot_heatmap_holds_the_metric_of_every_pair():
@@ -127,11 +160,20 @@ def test_plot_heatmap_holds_the_metric_of_every_pair():
 def test_plot_heatmap_needs_one_run_per_cell():
     rows = [{"learning_rate": 0.1, "batch_size": 32, "momentum": m, "test_acc": 0.9}
             for m in (0.0, 0.9)]
-    result = SweepResult(rows, ["learning_rate", "batch_size", "momentum"])
+    result = sweep_table(rows, ["learning_rate", "batch_size", "momentum"])
     with pytest.raises(ValueError, match=r"also varies \['momentum'\]"):
         plot_heatmap(result, "learning_rate", "batch_size")
-    ax = plot_heatmap(result.where(momentum=0.9), "learning_rate", "batch_size").axes[0]
+    ax = plot_heatmap(result[result.momentum == 0.9], "learning_rate", "batch_size").axes[0]
     assert ax.images[0].get_array().shape == (1, 1)
+
+
+def test_plot_heatmap_leaves_blank_the_pairs_without_a_value():
+    df = made_up_sweep().drop(index=5)  # lr 0.1 with batch 100 was not trained
+    df["epochs_to_threshold"] = pd.array([1, 2, None, 4, 5], dtype="Int64")  # <NA>: never
+    matrix = plot_heatmap(df, "learning_rate", "batch_size",
+                          metric="epochs_to_threshold").axes[0].images[0].get_array()
+    np.testing.assert_array_equal(np.ma.filled(matrix, np.nan),
+                                  [[1, 2], [np.nan, 4], [5, np.nan]])
 
 
 # ---- predictions and models ----

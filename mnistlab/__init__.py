@@ -8,7 +8,7 @@
 
 The modules, one responsibility each:
 
-    data:      idx (the IDX file format), data_home (where the data is), fetch (downloads),
+    data:      idx (the IDX file format), data_home (where the data is), download (into the cache),
                dataloader (splits, batches)
     models:    layers (forward/backward pairs), loss (the softmax cross-entropy model),
                model (Sequential and the model registry)
@@ -21,7 +21,6 @@ from .checkpoint import CheckpointError
 from .config import ConfigError
 from .data_home import DataNotFoundError, find_data_root
 from .dataloader import Dataloader, Dataset, IterationBatchSampler, build_dataloader
-from .download import FetchError, fetch
 from .gradcheck import GradientCheckError, gradcheck
 from .idx import IDXError, read_idx
 from .layers import (BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, Layer, Linear,
@@ -40,7 +39,7 @@ __version__ = "0.2.0"
 __all__ = [
     "Solver", "TrainingDivergedError",
     "Dataset", "IterationBatchSampler", "Dataloader", "build_dataloader", "find_data_root",
-    "fetch", "read_idx",
+    "read_idx",
     "SoftmaxCrossEntropyLoss", "Sequential", "build_model", "MODELS",
     "Layer", "Linear", "ReLU", "BatchNorm1d", "BatchNorm2d", "Dropout", "Conv2d", "MaxPool2d",
     "Flatten",
@@ -49,6 +48,6 @@ __all__ = [
     "sweep", "gradcheck",
     "plot_loss_and_acc", "plot_sweep", "plot_heatmap", "plot_confusion_matrix",
     "plot_weight_templates", "plot_misclassified",
-    "ConfigError", "DataNotFoundError", "IDXError", "CheckpointError", "FetchError",
+    "ConfigError", "DataNotFoundError", "IDXError", "CheckpointError",
     "GradientCheckError",
 ]

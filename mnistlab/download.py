@@ -1,43 +1,46 @@
-"""Download MNIST (or another dataset in its IDX layout) safely, using only the standard library.
+"""Download MNIST (or another dataset in its IDX layout) through pooch, verified by checksum.
 
-    python fetch.py [--dataset mnist|fashion-mnist] [--dest data] [--force] [--mirror URL ...]
+    python -m mnistlab.download [--dataset mnist|fashion-mnist] [--dest DIR] [--force]
+                                [--mirror URL ...] [--timeout S]
 
-For each of the four gzipped IDX files, every mirror is tried in turn until one delivers
-a file whose checksum is in the table below:
+For each of the four gzipped IDX files (by default into the per-user cache,
+`data_home.cache_dir(dataset)`, where `Solver` looks when no data_root is given):
 
-    for each mirror:
-        stream  mirror + file name  into a temporary file in `dest`, hashing as it arrives
-        reject it if the HTTP status is an error, the body is shorter than Content-Length,
-            the checksum is unknown, or the file does not parse as IDX
-        otherwise rename the temporary file to its final name (os.replace, atomic)
+    if the file is present and its checksum is one of the accepted ones: keep it
+    else, for each mirror in turn, in a fresh hidden folder inside `dest`:
+        pooch.retrieve(mirror + name, known_hash=<the mirrors' checksum>)
+            (streams over HTTP into a temporary file, checks the hash, then renames it)
+        the file must parse as IDX; then os.replace it to its final name (atomic)
+    the hidden folder is removed on every exit, even Ctrl-C
 
-So a file under its final name is always complete and verified: a failure, or Ctrl-C, at
-any point removes the temporary file. A file already present with a known checksum is kept
-(unless `force`). When every mirror fails, `FetchError` lists each one and why.
+So a file under its final name is always complete and verified, and a failed or forced
+download never damages the copy already there. When every mirror fails, `FetchError` lists
+each one and why (a checksum mismatch as such; only connection failures suggest checking
+the connection).
 
-Checksums: the hash the dataset's publishers give, of the .gz file itself, with the
-algorithm they use: SHA-256 for MNIST; MD5 for Fashion-MNIST, whose project publishes only
-MD5 (enough to catch corruption in transit, though not tampering). The MNIST copies vendored
-in data/ were recompressed, so their .gz bytes differ from the mirrors' while their
-decompressed content is identical (see data/README.md): both .gz hashes are accepted.
+Checksums: the dataset publishers' hash of the .gz file, with their algorithm: SHA-256 for
+MNIST; MD5 for Fashion-MNIST, whose project publishes only MD5 (enough to catch corruption
+in transit, not tampering). Each file's first checksum is the one its mirrors serve, and a
+download must match it; the others are only accepted for files already present: the MNIST
+copies vendored in data/ were recompressed (same decompressed bytes, see data/README.md).
 
 Another dataset in the same layout is one more `Source` entry in `SOURCES`.
 """
 import argparse
 import contextlib
 import hashlib
-import http.client
 import os
+import re
 import sys
 import tempfile
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 
-from . import idx
+import pooch
+import requests
+import urllib3
 
-_CHUNK_BYTES = 1 << 16
-_USER_AGENT = "idx-fetch/1.0 (Python urllib)"
+from . import data_home
+from .idx import IMAGES_MAGIC, LABELS_MAGIC, IDXError, read_idx
 
 
 @dataclass(frozen=True)
@@ -47,7 +50,8 @@ class Source:
     Attributes:
         mirrors: base URLs tried in order; a file's URL is the base URL plus its name.
         algorithm: the hashlib name of the checksums, e.g. 'sha256' or 'md5'.
-        checksums: file name -> tuple of accepted hex digests of that (gzipped) file.
+        checksums: file name -> tuple of accepted hex digests of that (gzipped) file; the
+            first is the mirrors' copy, the only one a download may have.
     """
     mirrors: tuple
     algorithm: str
@@ -100,28 +104,41 @@ class FetchError(RuntimeError):
 
 
 class _MirrorFailed(Exception):
-    """One mirror could not deliver one file; the message says why."""
+    """One mirror could not deliver one file; the message says why, `network` whether the
+    connection itself failed (the only case where checking it is worth suggesting)."""
+
+    def __init__(self, reason, network=False):
+        super().__init__(reason)
+        self.network = network
 
 
-def fetch(dataset="mnist", dest="data", mirrors=None, force=False, timeout=30, log=print):
+def fetch(dataset="mnist", dest=None, mirrors=None, force=False, timeout=30, log=print):
     """Download the files of `dataset` into `dest`, verified, skipping those already there.
 
     Args:
         dataset: a name in SOURCES, or a Source.
-        dest: destination folder, created if missing.
+        dest: destination folder, created if missing; None: the per-user cache folder
+            `data_home.cache_dir(dataset)` (a dataset name is then required).
         mirrors: base URLs to try instead of the source's own, in order.
-        force: download even the files already present with a known checksum.
+        force: download even the files already present with a known checksum (the copy
+            there is replaced only by a verified one).
         timeout: seconds a connection or a read may stall before that mirror is abandoned.
-        log: called with one line of text per event (a file kept, fetched, a mirror failing).
+        log: called with one line of text per file (kept, downloaded, a mirror failing).
 
     Returns:
         The paths of the dataset's files in `dest`, in the order of the source's table.
 
     Raises:
         FetchError: every mirror failed for some file (files fetched before it are kept).
-        ValueError: unknown dataset, unsupported hash algorithm, no mirror, or bad timeout.
+        ValueError: unknown dataset, unsupported hash algorithm, no mirror, bad timeout, or
+            dest=None with a custom Source.
     """
     source = _resolve_source(dataset)
+    if dest is None:
+        if isinstance(dataset, Source):
+            raise ValueError("dest=None puts a built-in dataset in its cache folder: pass "
+                             "dest for a custom Source")
+        dest = data_home.cache_dir(dataset)
     mirrors = tuple(source.mirrors if mirrors is None else mirrors)
     if not mirrors:
         raise ValueError("no mirror to download from: pass at least one base URL in mirrors")
@@ -134,7 +151,7 @@ def fetch(dataset="mnist", dest="data", mirrors=None, force=False, timeout=30, l
         if not force and _is_verified(path, source.algorithm, accepted, log):
             log(f"{name}: already present with a known {source.algorithm} checksum, kept")
         else:
-            _fetch_file(name, dest, mirrors, source.algorithm, accepted, timeout, log)
+            _fetch_file(name, dest, mirrors, source.algorithm, accepted[0], timeout, log)
         paths.append(path)
     return paths
 
@@ -147,7 +164,7 @@ def _resolve_source(dataset):
         source = SOURCES[dataset]
     else:
         raise ValueError(f"unknown dataset {dataset!r}; choose one of {sorted(SOURCES)} "
-                         "or pass a fetch.Source")
+                         "or pass a download.Source")
     if source.algorithm not in hashlib.algorithms_available:
         raise ValueError(f"hash algorithm {source.algorithm!r} is not available in hashlib; "
                          "use e.g. 'sha256' or 'md5'")
@@ -158,7 +175,7 @@ def _is_verified(path, algorithm, accepted, log):
     """True when `path` exists and its checksum is one of `accepted`; says so when it is not."""
     if not os.path.exists(path):
         return False
-    digest = _file_digest(path, algorithm)
+    digest = pooch.file_hash(path, alg=algorithm)
     if digest in accepted:
         return True
     log(f"{os.path.basename(path)}: present but its {algorithm} checksum {digest} is not a "
@@ -166,122 +183,136 @@ def _is_verified(path, algorithm, accepted, log):
     return False
 
 
-def _file_digest(path, algorithm):
-    """Hex digest of the file at `path`."""
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, algorithm).hexdigest()
-
-
-def _fetch_file(name, dest, mirrors, algorithm, accepted, timeout, log):
+def _fetch_file(name, dest, mirrors, algorithm, expected, timeout, log):
     """Install `dest/name` from the first mirror that delivers a verified copy."""
-    failures = []
+    failures, network = [], False
     for mirror in mirrors:
         url = mirror.rstrip("/") + "/" + name
         try:
-            size = _download_verified(url, os.path.join(dest, name), algorithm, accepted,
-                                      timeout)
+            _download_verified(url, dest, name, f"{algorithm}:{expected}", timeout)
         except _MirrorFailed as exc:
             log(f"{name}: mirror {mirror} failed: {exc}")
             failures.append((url, str(exc)))
+            network = network or exc.network
         else:
-            log(f"{name}: downloaded from {mirror} ({size} bytes, {algorithm} verified)")
+            log(f"{name}: downloaded from {mirror} ({algorithm} verified)")
             return
     tried = "\n".join(f"  {url}: {reason}" for url, reason in failures)
+    advice = ("Check the internet connection, or pass other mirrors" if network
+              else "Pass other mirrors")
     raise FetchError(f"could not fetch {name} into {dest!r}: every mirror failed:\n{tried}\n"
-                     "Check the internet connection, or pass other mirrors "
-                     "(fetch(mirrors=[...]) or --mirror URL).", failures)
+                     f"{advice} (fetch(mirrors=[...]) or --mirror URL).", failures)
 
 
-def _download_verified(url, path, algorithm, accepted, timeout):
-    """Download `url` to a temporary file beside `path`, verify it, then rename it to `path`.
-
-    Returns:
-        The number of bytes downloaded.
+def _download_verified(url, dest, name, known_hash, timeout):
+    """Download `url` with pooch into a fresh hidden folder in `dest`, check that it parses
+    as IDX, then move it to `dest/name`. The folder goes on every exit (even Ctrl-C).
 
     Raises:
-        _MirrorFailed: the download failed or the file is not the expected one. The
-            temporary file is removed on this and on every other exit (even Ctrl-C).
+        _MirrorFailed: the download failed or the file is not the expected one.
     """
-    name = os.path.basename(path)
-    # The .gz suffix lets idx.read_idx decompress it; the leading dot hides it.
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=f".{name}.",
-                               suffix=".part.gz")
+    downloader = pooch.HTTPDownloader(timeout=timeout, chunk_size=1 << 16)
+    with tempfile.TemporaryDirectory(dir=dest, prefix=f".{name}.") as staging:
+        try:
+            with _quiet_pooch():
+                path = pooch.retrieve(url, known_hash, fname=name, path=staging,
+                                      downloader=downloader)
+        except requests.RequestException as exc:
+            raise _describe_request_error(exc, timeout) from None
+        except ValueError as exc:  # pooch's hash check (request errors are caught above)
+            raise _MirrorFailed(_mismatch(known_hash, str(exc))) from None
+        kinds = {"-images-": IMAGES_MAGIC, "-labels-": LABELS_MAGIC}
+        try:
+            read_idx(path, expected_magic=next((m for k, m in kinds.items() if k in name),
+                                               None))
+        except IDXError as exc:
+            raise _MirrorFailed(f"checksum matches but the file is not valid IDX ({exc})") \
+                from None
+        os.chmod(path, 0o644)  # pooch's temporary file is private; a data file is not
+        with open(path, "r+b") as f:
+            os.fsync(f.fileno())  # its bytes on disk before the name points at them
+        os.replace(path, os.path.join(dest, name))
+
+
+@contextlib.contextmanager
+def _quiet_pooch():
+    """Silence pooch's own log lines ("Downloading data from ...") for the duration: fetch
+    logs one line per file itself."""
+    logger = pooch.get_logger()
+    level = logger.level
+    logger.setLevel("WARNING")
     try:
-        with open(fd, "wb") as f:
-            digest, size = _stream(url, f, algorithm, timeout)
-            f.flush()
-            os.fsync(f.fileno())
-        if digest not in accepted:
-            raise _MirrorFailed(f"{algorithm} checksum mismatch: got {digest}, expected "
-                                f"{' or '.join(accepted)}")
-        _check_idx(tmp, name)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a data file is readable by all
-        os.replace(tmp, path)
-        return size
+        yield
     finally:
-        # After a successful rename there is nothing left to remove.
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
+        logger.setLevel(level)
 
 
-def _stream(url, out, algorithm, timeout):
-    """Copy the body at `url` into the open binary file `out`, hashing it on the way.
-
-    Returns:
-        (hex digest, number of bytes).
-
-    Raises:
-        _MirrorFailed: connection or HTTP error, stalled transfer, or a body shorter than
-            its Content-Length (http.client then reports a clean end of file).
-    """
-    request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
-    hasher = hashlib.new(algorithm)
-    size = 0
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            declared = response.headers.get("Content-Length")
-            while chunk := response.read(_CHUNK_BYTES):
-                hasher.update(chunk)
-                out.write(chunk)
-                size += len(chunk)
-    except urllib.error.HTTPError as exc:
-        raise _MirrorFailed(f"HTTP error {exc.code} {exc.reason}") from None
-    except urllib.error.URLError as exc:
-        raise _MirrorFailed(f"cannot connect ({exc.reason})") from None
-    except (http.client.HTTPException, OSError) as exc:
-        raise _MirrorFailed(f"transfer broken after {size} bytes "
-                            f"({type(exc).__name__}: {exc})") from None
-    if declared is not None and size != int(declared):
-        raise _MirrorFailed(f"truncated: received {size} of the {declared} bytes announced "
-                            "by Content-Length")
-    return hasher.hexdigest(), size
+def _mismatch(known_hash, pooch_message):
+    """The reason for a download whose checksum is not `known_hash` ('alg:hex')."""
+    algorithm, expected = known_hash.split(":")
+    got = re.search(r"but got (\w+)", pooch_message)
+    if got is None:  # pooch reworded its message: pass it on
+        return f"{algorithm} checksum mismatch: expected {expected} ({pooch_message})"
+    return f"{algorithm} checksum mismatch: expected {expected}, got {got.group(1)}"
 
 
-def _check_idx(path, name):
-    """Parse the downloaded file as IDX, as images or labels by its name.
+def _describe_request_error(exc, timeout):
+    """A _MirrorFailed saying in a few words why requests failed."""
+    if isinstance(exc, requests.HTTPError):
+        response = exc.response
+        return _MirrorFailed(f"HTTP error {response.status_code} {response.reason}")
+    causes = _nested(exc)
+    # A stall in the body surfaces as a ConnectionError wrapping urllib3's ReadTimeoutError.
+    # (Not urllib3's TimeoutError: its NewConnectionError, a refused connection, is one.)
+    if isinstance(exc, requests.Timeout) or any(
+            isinstance(e, urllib3.exceptions.ReadTimeoutError) for e in causes):
+        return _MirrorFailed(f"timed out (no data for {timeout} s)", network=True)
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
+        return _MirrorFailed(f"truncated: the connection closed before the end of the file "
+                             f"({causes[-1]})", network=True)
+    if isinstance(exc, requests.ConnectionError):
+        return _MirrorFailed(f"cannot connect ({causes[-1]})", network=True)
+    return _MirrorFailed(f"{type(exc).__name__}: {exc}")
 
-    Raises:
-        _MirrorFailed: it does not parse (so the checksum table names a non-IDX file).
-    """
-    kinds = {"-images-": idx.IMAGES_MAGIC, "-labels-": idx.LABELS_MAGIC}
-    magic = next((m for key, m in kinds.items() if key in name), None)
-    try:
-        idx.read_idx(path, expected_magic=magic)
-    except idx.IDXError as exc:
-        raise _MirrorFailed(f"checksum matches but the file is not valid IDX ({exc})") \
-            from None
+
+def _nested(exc):
+    """`exc` and the exceptions it wraps, outermost first (requests wraps urllib3's, which
+    wraps the socket's, in `args` or `reason`)."""
+    chain = [exc]
+    while True:
+        inner = getattr(chain[-1], "reason", None) or (chain[-1].args or (None,))[-1]
+        if not isinstance(inner, BaseException) or inner in chain:
+            return chain
+        chain.append(inner)
+
+
+def _where(dataset, dest):
+    """One line saying whether Solver, with no data_root, finds the files in `dest`."""
+    if dataset == "mnist":
+        try:
+            found = data_home.find_data_root()
+        except data_home.DataNotFoundError:
+            found = None
+        if found is not None and os.path.abspath(found) == os.path.abspath(dest):
+            return "Solver finds them there with no data_root."
+        if found is not None:
+            return (f"Solver with no data_root uses {found} (earlier in its search order); to "
+                    f"use these, set cfg['data_root'] = {dest!r}.")
+    return f"Solver finds them with cfg['data_root'] = {dest!r}."
 
 
 def main(argv=None):
     """Command line entry point; returns the exit status (0 done, 1 a file failed)."""
     parser = argparse.ArgumentParser(
+        prog="python -m mnistlab.download",
         description="Download the four gzipped IDX files of a dataset, verifying each "
                     "checksum, trying mirrors in order; files already present and intact "
                     "are kept.")
     parser.add_argument("--dataset", choices=sorted(SOURCES), default="mnist",
                         help="which dataset (default: mnist)")
-    parser.add_argument("--dest", default="data",
-                        help="folder to put the files in (default: data)")
+    parser.add_argument("--dest", default=None,
+                        help="folder to put the files in (default: the per-user cache, "
+                             f"{data_home.cache_dir('<dataset>')}, where Solver looks)")
     parser.add_argument("--force", action="store_true",
                         help="download again even the files already present and intact")
     parser.add_argument("--mirror", action="append", metavar="URL",
@@ -291,12 +322,20 @@ def main(argv=None):
                         help="seconds a connection may stall before trying the next mirror "
                              "(default: 30)")
     args = parser.parse_args(argv)
+    dest = data_home.cache_dir(args.dataset) if args.dest is None else args.dest
     try:
-        fetch(args.dataset, args.dest, mirrors=args.mirror, force=args.force,
+        fetch(args.dataset, dest, mirrors=args.mirror, force=args.force,
               timeout=args.timeout)
-    except FetchError as exc:
+    except ValueError as exc:
+        parser.error(str(exc))
+    except (FetchError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("interrupted: the files not yet complete were removed", file=sys.stderr)
+        return 130
+    print(f"{args.dataset}: the four files are in {os.path.abspath(dest)}")
+    print(_where(args.dataset, dest))
     return 0
 
 

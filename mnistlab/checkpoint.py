@@ -19,7 +19,9 @@ import zipfile
 
 import numpy as np
 
+from .checks import check_range
 from .fileio import atomic_write
+from .module import state_mismatches
 
 FORMAT_VERSION = 1
 
@@ -28,40 +30,45 @@ class CheckpointError(ValueError):
     """A checkpoint is unreadable, or does not fit the model it is loaded into."""
 
 
-def model_arrays(model):
-    """{'model/<name>': param, 'buffer/<name>': buffer} of `model` (references, not copies)."""
-    arrays = {f"model/{name}": param for name, param, _ in model.named_parameters()}
-    buffers = getattr(model, "named_buffers", lambda: ())()
-    arrays.update({f"buffer/{name}": buffer for name, buffer in buffers})
-    return arrays
-
-
-def mismatches(expected, saved, what):
-    """Every difference in names, shapes and dtypes between two {name: array} dicts."""
-    problems = [f"{name}: missing from the {what}" for name in expected if name not in saved]
-    problems += [f"{name}: in the {what} but not in the model" for name in saved
-                 if name not in expected]
-    for name in expected:
-        if name in saved:
-            want, got = expected[name], saved[name]
-            if (got.shape, got.dtype) != (want.shape, want.dtype):
-                problems.append(f"{name}: {what} has {got.dtype} {got.shape}, the model "
-                                f"{want.dtype} {want.shape}")
+def optimizer_state_problems(optimizer, saved):
+    """Every way `saved`, an optimizer state_dict(), fails to fit `optimizer` and its model:
+    the rule, the step count, the learning rate, each hyper-parameter, and the name, shape
+    and dtype of every state array. An empty list means it loads."""
+    rule = str(saved.get("rule", ""))
+    if rule != type(optimizer).__name__:
+        return [f"it was saved by {rule or 'an unknown rule'!r}, this optimizer is "
+                f"{type(optimizer).__name__}"]
+    step = saved.get("step_count")
+    if (step is None or step.shape != () or not np.issubdtype(step.dtype, np.integer)
+            or step < 0):
+        return [f"step_count must be a non-negative integer scalar, got {step!r}"]
+    hyper = {f"hyperparameters/{k}": v for k, v in optimizer.hyperparameters().items()}
+    states = ({} if int(step) == 0 else
+              {f"state/{name}/{slot}": param for name, param, _ in optimizer.model.named_parameters()
+               for slot in optimizer.state_names()})
+    expected = {"rule", "step_count", "learning_rate", *hyper, *states}
+    problems = [f"{key}: missing" for key in sorted(expected - set(saved))]
+    problems += [f"{key}: unexpected (this optimizer and model have no such entry)"
+                 for key in sorted(set(saved) - expected)]
+    if "learning_rate" in saved:
+        try:
+            check_range("learning_rate", _scalar(saved["learning_rate"]), 0.0)
+        except ValueError as error:
+            problems.append(str(error))
+    for key, value in hyper.items():
+        if key in saved and _scalar(saved[key]) != value:
+            problems.append(f"{key}: {_scalar(saved[key])!r} in the saved state, {value!r} "
+                            "in this optimizer")
+    for key, param in states.items():
+        if key in saved and (saved[key].shape, saved[key].dtype) != (param.shape, param.dtype):
+            problems.append(f"{key}: saved as {saved[key].dtype} {saved[key].shape}, the "
+                            f"parameter is {param.dtype} {param.shape}")
     return problems
 
 
-def copy_into_model(model, arrays, what="checkpoint"):
-    """Copy {'model/..', 'buffer/..': array} into the model's arrays in place, all or nothing.
-
-    Raises:
-        CheckpointError: listing every name, shape or dtype that does not match.
-    """
-    targets = model_arrays(model)
-    problems = mismatches(targets, arrays, what)
-    if problems:
-        raise CheckpointError(f"the {what} does not fit the model:\n  " + "\n  ".join(problems))
-    for name, target in targets.items():
-        target[...] = arrays[name]
+def _scalar(array):
+    """The Python value of a 0-d array, or a phrase describing an array that is not 0-d."""
+    return array.item() if array.shape == () else f"an array of shape {array.shape}"
 
 
 def _prefixed(prefix, arrays):
@@ -79,7 +86,7 @@ def save_checkpoint(path, solver):
               "epoch": np.array(solver.epoch, dtype=np.int64),
               "cfg": np.array(json.dumps(solver.cfg, default=repr)),
               "rng": np.array(json.dumps(solver.rng.bit_generator.state))}
-    arrays.update({key: np.array(value) for key, value in model_arrays(solver.model).items()})
+    arrays.update(solver.model.state_dict())
     arrays.update(_prefixed("optimizer", solver.optimizer.state_dict()))
     arrays.update(_prefixed("best", solver.early_stopping.state_dict()))
     arrays.update(_prefixed("history", solver.history.as_dict()))
@@ -125,8 +132,8 @@ def load_checkpoint(path, solver):
     """
     arrays = read_checkpoint(path)
     model_part = {k: v for k, v in arrays.items() if k.startswith(("model/", "buffer/"))}
-    expected = model_arrays(solver.model)
-    problems = mismatches(expected, model_part, "checkpoint")
+    expected = solver.model.arrays()
+    problems = state_mismatches(expected, model_part, "checkpoint")
     try:
         tracker = type(solver.early_stopping)(solver.early_stopping.monitor,
                                               solver.early_stopping.patience)
@@ -140,13 +147,16 @@ def load_checkpoint(path, solver):
     except (KeyError, ValueError, TypeError) as exc:
         raise CheckpointError(f"{path!r} is incomplete or tampered with ({exc!r})") from None
     if tracker.best_weights:
-        problems += mismatches(expected, tracker.best_weights, "checkpoint's best weights")
+        problems += state_mismatches(expected, tracker.best_weights, "checkpoint's best weights")
     if problems:
         raise CheckpointError(f"{path!r} does not fit the model:\n  " + "\n  ".join(problems))
-    try:
-        solver.optimizer.load_state_dict(_unprefixed("optimizer", arrays))
-    except ValueError as exc:
-        raise CheckpointError(f"{path!r}: {exc}") from None
-    copy_into_model(solver.model, model_part, "checkpoint")
+    optimizer_state = {key: np.asarray(value)
+                       for key, value in _unprefixed("optimizer", arrays).items()}
+    problems = optimizer_state_problems(solver.optimizer, optimizer_state)
+    if problems:
+        raise CheckpointError(f"{path!r}: cannot load the optimizer state:\n  "
+                              + "\n  ".join(problems))
+    solver.optimizer.load_state_dict(optimizer_state)
+    solver.model.load_state_dict(model_part, "checkpoint")
     solver.early_stopping, solver.history, solver.epoch = tracker, history, epoch
     solver.rng.bit_generator.state = rng_state

@@ -1,8 +1,9 @@
 """Small checks shared across the project: value ranges, names with a suggestion for typos,
-keyword defaults read from signatures, and how objects print.
+hyper-parameters declared with their allowed values, and how objects print.
 """
+import dataclasses
 import difflib
-import inspect
+import functools
 import math
 import numbers
 
@@ -45,6 +46,23 @@ def check_count(name, value, low):
     return int(value)
 
 
+def check_bool(name, value):
+    """Return `value` as a bool if it is True or False, else raise a ValueError naming it."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"invalid {name}: {value!r}; it must be True or False")
+    return bool(value)
+
+
+def check_choice(name, value, choices):
+    """Return `value` if it is one of `choices`, else raise a ValueError naming it, listing
+    the choices and suggesting the closest, e.g. "invalid mode: 'trian'; did you mean 'train'?"."""
+    if isinstance(value, str) and value in choices:
+        return value
+    hint = did_you_mean(value, choices) if isinstance(value, str) else ""
+    raise ValueError(f"invalid {name}: {value!r}{hint or ';'} it must be one of "
+                     f"{', '.join(map(repr, choices))}")
+
+
 def unknown_name_error(kind, name, valid, context=""):
     """A ValueError for `name` not among `valid`, listing them and suggesting the closest.
 
@@ -69,13 +87,53 @@ def reject_unknown_keywords(given, accepted, context):
             raise unknown_name_error("hyper-parameter", key, accepted, context)
 
 
-def keyword_defaults(cls, skip=()):
-    """{argument: default} of `cls.__init__`, leaving out `self` and the names in `skip`.
+# ---- hyper-parameters declared once, with their allowed values --------------------------------
 
-    An argument without a default maps to `inspect.Parameter.empty`.
-    """
-    parameters = inspect.signature(cls.__init__).parameters
-    return {name: p.default for name, p in parameters.items() if name not in ("self", *skip)}
+def hyperparameter(default=dataclasses.MISSING, low=0.0, high=None, *, low_inclusive=True,
+                   high_inclusive=False):
+    """A dataclass field for a real hyper-parameter: its default (none: it must be given) and
+    its interval, [low, high) unless the keywords close or open an end; high=None: no bound.
+    `HyperparameterChecks` checks its value whenever it is set."""
+    check = functools.partial(check_range, low=low, high=high, low_inclusive=low_inclusive,
+                              high_inclusive=high_inclusive)
+    return dataclasses.field(default=default, metadata={"check": check})
+
+
+def count(default=dataclasses.MISSING, low=0):
+    """A dataclass field for a whole-number hyper-parameter >= low (see `hyperparameter`)."""
+    return dataclasses.field(default=default,
+                             metadata={"check": functools.partial(check_count, low=low)})
+
+
+def switch(default=False):
+    """A dataclass field for a True/False hyper-parameter (see `hyperparameter`)."""
+    return dataclasses.field(default=default, metadata={"check": check_bool})
+
+
+class HyperparameterChecks:
+    """Base of a dataclass whose fields declare their allowed values (`hyperparameter`,
+    `count`, `switch`): each such field is checked whenever it is set, in the constructor or
+    later (a schedule sets an optimizer's learning_rate every epoch)."""
+
+    def __setattr__(self, name, value):
+        field = self.__dataclass_fields__.get(name)
+        check = field.metadata.get("check") if field is not None else None
+        super().__setattr__(name, value if check is None else check(name, value))
+
+    def hyperparameters(self):
+        """{name: value} of every declared hyper-parameter, in declaration order."""
+        return {name: getattr(self, name) for name in declared_hyperparameters(type(self))}
+
+    def __repr__(self):
+        return format_call(self, self.hyperparameters())
+
+
+def declared_hyperparameters(cls, skip=()):
+    """{name: default} of the fields of dataclass `cls` that declare their values; a field
+    that must be given maps to dataclasses.MISSING."""
+    fields = sorted(dataclasses.fields(cls), key=lambda field: field.kw_only is True)
+    return {field.name: field.default for field in fields  # in the constructor's order
+            if "check" in field.metadata and field.name not in skip}
 
 
 def format_call(obj, names):

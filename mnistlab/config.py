@@ -13,8 +13,8 @@ from typing import Any, Callable, Optional
 
 from .checks import did_you_mean
 from .model import MODELS
-from .optimizer import OPTIMIZERS, optimizer_hyperparameters
-from .schedule import SCHEDULES, schedule_hyperparameters
+from .optimizer import OPTIMIZERS, make_optimizer, optimizer_hyperparameters
+from .schedule import SCHEDULES, make_schedule, schedule_hyperparameters
 
 
 class ConfigError(ValueError):
@@ -168,19 +168,38 @@ def defaults():
     return {key: option.default for key, option in OPTIONS.items()}
 
 
+class Cfg(dict):
+    """A cfg that `validate_cfg` has checked and completed: validating it again returns it as
+    it is, so a Solver validates its cfg once, however many builders read it."""
+
+
+class _NoParameters:
+    """A stand-in model with no parameters, to build an update rule just to check its values."""
+
+    def named_parameters(self):
+        return iter(())
+
+
 def validate_cfg(cfg):
     """Check a user's cfg and complete it with defaults.
 
+    Each key's value is checked against OPTIONS; then the update rule and the schedule are
+    built once on a stand-in, so that settings which do not fit together (nesterov without
+    momentum, a warm-up as long as the run) fail here, before any data is read, with the
+    message of the one place that checks them.
+
     Args:
-        cfg: dict of cfg keys to values.
+        cfg: dict of cfg keys to values (a Cfg is returned as it is).
 
     Returns:
-        A new dict holding every key of OPTIONS.
+        A Cfg holding every key of OPTIONS.
 
     Raises:
         ConfigError: for an unknown key (suggesting the key probably meant) or an impossible
             value (naming the key, the value and what it must be).
     """
+    if isinstance(cfg, Cfg):
+        return cfg
     if not isinstance(cfg, dict):
         raise ConfigError(f"cfg must be a dict, got {type(cfg).__name__}")
     for key, value in cfg.items():
@@ -190,10 +209,28 @@ def validate_cfg(cfg):
         problem = OPTIONS[key].check(value) if OPTIONS[key].check else None
         if problem:
             raise ConfigError(f"cfg[{key!r}] = {value!r} is impossible: it must be {problem}")
-    full = {**defaults(), **cfg}
-    optimizer_kwargs(full)
-    schedule_kwargs(full)
+    full = Cfg({**defaults(), **cfg})
+    optimizer_from_cfg(full, _NoParameters())
+    schedule_from_cfg(full)
     return full
+
+
+def optimizer_from_cfg(cfg, model):
+    """The update rule of a validated cfg for `model`; a value it refuses is a ConfigError."""
+    try:
+        return make_optimizer(cfg["optimizer"], model, cfg["learning_rate"],
+                              **optimizer_kwargs(cfg))
+    except ValueError as exc:
+        raise ConfigError(f"cfg: {exc}") from None
+
+
+def schedule_from_cfg(cfg):
+    """The learning-rate schedule of a validated cfg; a value it refuses is a ConfigError."""
+    try:
+        return make_schedule(cfg["lr_schedule"], cfg["learning_rate"], cfg["max_epoch"],
+                             **schedule_kwargs(cfg))
+    except ValueError as exc:
+        raise ConfigError(f"cfg: {exc}") from None
 
 
 def _keywords_for(cfg, keys, accepted, what):
@@ -230,7 +267,4 @@ def schedule_kwargs(cfg):
     if "step_size" in accepted and "step_size" not in chosen:
         raise ConfigError(f"lr_schedule {name!r} needs cfg['lr_step_size'], the number of epochs "
                           "between decays")
-    if chosen.get("warmup_epochs", 0) >= cfg["max_epoch"]:
-        raise ConfigError(f"cfg['warmup_epochs'] = {chosen['warmup_epochs']} leaves no epoch of "
-                          f"the {cfg['max_epoch']}-epoch run; use warmup_epochs < max_epoch")
     return chosen

@@ -3,16 +3,14 @@
 Images are kept as they come, uint8 (N, 784), and converted to floats one batch at a time:
 that keeps a full run's memory small and the conversion cheap. A batch is gathered with one
 fancy-indexing operation, never a Python loop over samples. The loader can prepare the
-coming batches in a background thread while the model trains on the current one.
+coming batches in a background thread while the model trains on the current one (fast.py).
 """
-import contextlib
 import functools
 import os
-import queue
-import threading
 
 import numpy as np
 
+from . import fast
 from .checks import check_count
 from .data_home import (DataNotFoundError, fetch_command, find_data_root, holds_dataset,
                         idx_file_names, search_path)
@@ -176,7 +174,8 @@ class IterationBatchSampler:
 
     Args:
         dataset: anything with `len()`.
-        max_epoch: number of epochs the sampler is meant for.
+        max_epoch: the assignment's argument, kept for its signature; the sampler serves any
+            number of epochs, one `prepare_epoch_indices()` each.
         batch_size: samples per batch, >= 1.
         shuffle: draw a new permutation every epoch.
         rng: numpy Generator used for shuffling (a fresh one if None).
@@ -184,10 +183,9 @@ class IterationBatchSampler:
 
     def __init__(self, dataset, max_epoch, batch_size=2, shuffle=True, rng=None):
         self.dataset = dataset
-        self.max_epoch = max_epoch
         self.batch_size = check_count("batch_size", batch_size, 1)
         self.shuffle = shuffle
-        self.rng = rng if rng is not None else np.random.default_rng()
+        self.rng = np.random.default_rng(rng)
         self.batch_indices = []
 
     def prepare_epoch_indices(self):
@@ -204,9 +202,6 @@ class IterationBatchSampler:
         return -(-len(self.dataset) // self.batch_size)
 
 
-CHUNK_SAMPLES = 512  # with prefetching, batches are prepared this many samples at a time
-
-
 class Dataloader:
     """Yields (images (B, D), labels (B,)) batches, preparing new indices at every epoch start.
 
@@ -216,10 +211,9 @@ class Dataloader:
         sampler: an IterationBatchSampler (or anything with prepare_epoch_indices, iteration
             over index arrays and len).
         prefetch: 0 prepares each batch when it is asked for. n > 0 has a background thread
-            keep up to n chunks of upcoming batches ready, a chunk being the batches of about
-            CHUNK_SAMPLES samples, gathered and converted in one `dataset` call. The batches
-            and their order are the same either way: prefetching only moves the work to the
-            second core, where it overlaps the model's matrix products.
+            keep up to n chunks of upcoming batches ready (fast.prefetched_batches). The
+            batches and their order are the same either way: prefetching only moves the work
+            to the second core, where it overlaps the model's matrix products.
     """
 
     def __init__(self, dataset, sampler, prefetch=0):
@@ -229,27 +223,11 @@ class Dataloader:
 
     def __iter__(self):
         self.sampler.prepare_epoch_indices()  # here, so that the shuffle draws stay in this thread
-        if not self.prefetch:
-            for indices in self.sampler:
-                yield self.dataset[indices]
+        if self.prefetch:
+            yield from fast.prefetched_batches(self.dataset, list(self.sampler), self.prefetch)
             return
-        for chunk in prefetched(self._chunks(list(self.sampler)), self.prefetch):
-            yield from chunk
-
-    def _chunks(self, batches):
-        """Lists of consecutive batches, each list built by one `dataset` call and split.
-
-        After every NumPy operation that released Python's global interpreter lock, the
-        background thread must take the lock back from the training thread; one call per
-        chunk instead of one per batch keeps those hand-offs, and the training thread's
-        waits, few.
-        """
-        per_chunk = max(1, CHUNK_SAMPLES // len(batches[0])) if batches else 1
-        for start in range(0, len(batches), per_chunk):
-            chunk = batches[start:start + per_chunk]
-            images, labels = self.dataset[np.concatenate(chunk)]
-            ends = np.cumsum([len(indices) for indices in chunk])[:-1]
-            yield list(zip(np.split(images, ends), np.split(labels, ends)))
+        for indices in self.sampler:
+            yield self.dataset[indices]
 
     def __len__(self):
         return len(self.sampler)
@@ -257,44 +235,6 @@ class Dataloader:
     def __repr__(self):
         return (f"Dataloader({self.dataset!r}, batch_size={self.sampler.batch_size}, "
                 f"shuffle={self.sampler.shuffle}, batches={len(self)}, prefetch={self.prefetch})")
-
-
-def prefetched(items, depth):
-    """Iterate over `items`, which a background thread computes up to `depth` items ahead.
-
-    A thread rather than a process, because NumPy releases the GIL inside its array loops
-    (gathering rows, converting types), so the work truly runs on another core, and the
-    batches need no copying between processes. An exception raised while computing an item
-    is raised here, at that item. Stopping early (break, an error, Ctrl-C) stops the thread.
-    """
-    ready = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def produce():
-        try:
-            for item in items:
-                ready.put((True, item))
-                if stop.is_set():
-                    return
-            ready.put((False, None))
-        except BaseException as exc:  # handed to the consumer, which raises it
-            ready.put((False, exc))
-
-    worker = threading.Thread(target=produce, name="batch-prefetch", daemon=True)
-    worker.start()
-    try:
-        while True:
-            is_item, value = ready.get()
-            if not is_item:
-                if value is not None:
-                    raise value
-                return
-            yield value
-    finally:
-        stop.set()
-        while worker.is_alive():  # let a worker blocked on a full queue finish its put
-            with contextlib.suppress(queue.Empty):
-                ready.get(timeout=0.01)
 
 
 def build_dataloader(data_root, max_epoch, batch_size, shuffle=False, mode="train", rng=None,

@@ -1,8 +1,6 @@
 """Tracking the best epoch of a run, keeping its weights, and deciding when to stop."""
 import numpy as np
 
-from .checkpoint import copy_into_model, model_arrays
-
 
 class EarlyStopping:
     """Remembers the best validation metric, the weights that reached it, and the epochs since.
@@ -40,7 +38,7 @@ class EarlyStopping:
             self.bad_epochs += 1
             return False
         self.best_value, self.best_epoch, self.bad_epochs = value, epoch, 0
-        self.best_weights = {name: array.copy() for name, array in model_arrays(model).items()}
+        self.best_weights = model.state_dict()
         return True
 
     @property
@@ -51,7 +49,7 @@ class EarlyStopping:
     def restore_best(self, model):
         """Copy the best epoch's weights back into `model`."""
         if self.best_weights:
-            copy_into_model(model, self.best_weights, "best weights")
+            model.load_state_dict(self.best_weights, "best weights")
 
     def state_dict(self):
         """{key: array} for a checkpoint: the counters and the best weights."""

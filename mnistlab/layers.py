@@ -1,26 +1,20 @@
-"""Layers: the building blocks of every model, and the one parameter interface they share.
+"""Layers: the building blocks of every model, each a forward/backward pair.
 
-Every layer has `forward` and `backward`-style methods and, if it has parameters, names them
-in `param_names`. For each name `p` the layer holds the array `self.p` and, after a backward
-pass, its gradient `self.grad_p` of the same shape. Optimizers see nothing else:
-
-    for name, param, grad in model.named_parameters():
-        ...update `param` in place...
-
-so any optimizer updates any layer or model, and keeps its state keyed by `name`.
-
-State that is saved with a model but never trained (BatchNorm's running statistics) is named
-in `buffer_names` and reported by `named_buffers()` as `(name, array)`.
-
-The layers below (Linear, ReLU, BatchNorm1d, BatchNorm2d, Dropout, Conv2d, MaxPool2d, Flatten)
-all follow one pattern, in the style of the cs231n layers:
+Every layer follows one pattern, in the style of the cs231n layers:
 
     out = layer.forward(x)      # keeps what backward needs
     dx = layer.backward(dout)   # dout = dL/dout; sets layer.grad_<p> = dL/dp; returns dL/dx
 
-Every layer keeps the dtype of its input (float32 in, float32 out) and creates its parameters
-in the dtype it is given. Parameters have the shape that broadcasts against the layer's
-output: Linear's b is (1, M), Conv2d's b and BatchNorm2d's gamma are (1, C, 1, 1).
+A layer is a `module.Module`: it names its parameters in `param_names` (each `p` held as
+`self.p`, its gradient as `self.grad_p`) and its buffers in `buffer_names`, and has a
+train/eval mode, which is all an optimizer or a checkpoint needs to know.
+
+The layers below (Linear, ReLU, BatchNorm1d, BatchNorm2d, Dropout, Conv2d, MaxPool2d,
+Flatten) are the plain versions, written as their formulas; fast.py holds the optimised
+Conv2d and MaxPool2d that the model zoo uses, each proven equal to its plain twin. Every
+layer keeps the dtype of its input (float32 in, float32 out) and creates its parameters in
+the dtype it is given. Parameters have the shape that broadcasts against the layer's output:
+Linear's b is (1, M), Conv2d's b and BatchNorm2d's gamma are (1, C, 1, 1).
 """
 import math
 
@@ -28,57 +22,28 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from .checks import check_count
+from .module import Module
 
 
-class Layer:
-    """Base class: the parameter interface and the train/eval switch.
+class Layer(Module):
+    """Base class of every layer: `forward(x)` and `backward(dout)`, and the Module state.
 
     Attributes:
-        param_names: names of the trainable arrays, e.g. ('W', 'b').
-        buffer_names: names of the non-trainable state arrays saved with the model, e.g.
-            ('running_mean', 'running_var').
-        trainable: when False the layer reports no parameters and is never updated.
-        training: True in training mode, False in evaluation mode (BatchNorm and Dropout
-            behave differently in the two).
         needs_input_grad: when False, `backward` may skip dx and return None; a model
             sets it on its first layer, whose input gradient nobody uses.
     """
 
-    param_names = ()
-    buffer_names = ()
-
     def __init__(self, trainable=True):
-        self.trainable = trainable
-        self.training = True
+        super().__init__(trainable)
         self.needs_input_grad = True
 
-    def named_parameters(self):
-        """Yield `(name, param, grad)` for every trainable array.
+    def forward(self, x):
+        """The layer's output for input x; keeps what `backward` needs."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement forward")
 
-        `grad` is None until a backward pass has computed it.
-        """
-        if not self.trainable:
-            return
-        for name in self.param_names:
-            yield name, getattr(self, name), getattr(self, "grad_" + name, None)
-
-    def named_buffers(self):
-        """Yield `(name, array)` for every buffer: state to checkpoint that no optimizer updates."""
-        for name in self.buffer_names:
-            yield name, getattr(self, name)
-
-    def parameters_dict(self):
-        """The trainable arrays by name: {name: array}."""
-        return {name: param for name, param, _ in self.named_parameters()}
-
-    def train(self, mode=True):
-        """Switch to training (`mode=True`) or evaluation (`mode=False`) mode."""
-        self.training = mode
-        return self
-
-    def eval(self):
-        """Switch to evaluation mode."""
-        return self.train(False)
+    def backward(self, dout):
+        """dL/dx for dout = dL/dout of the last `forward`; sets grad_<p> of every parameter."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement backward")
 
     def __repr__(self):
         shapes = ", ".join(f"{name}={getattr(self, name).shape}" for name in self.param_names)
@@ -149,7 +114,7 @@ class Linear(Layer):
         self.num_input = check_count("num_input", num_input, 1)
         self.num_output = check_count("num_output", num_output, 1)
         dtype = _float_dtype(dtype)
-        rng = rng if rng is not None else np.random.default_rng()
+        rng = np.random.default_rng(rng)
         self.W = he_normal(rng, (self.num_input, self.num_output), self.num_input, dtype)
         self.b = np.zeros((1, self.num_output), dtype=dtype)
 
@@ -323,7 +288,7 @@ class Dropout(Layer):
         if not 0.0 <= p < 1.0:
             raise ValueError(f"invalid dropout probability p: {p!r}; it must be in [0, 1)")
         self.p = p
-        self.rng = rng if rng is not None else np.random.default_rng()
+        self.rng = np.random.default_rng(rng)
         self.mask = None
 
     def forward(self, x):
@@ -343,51 +308,6 @@ class Dropout(Layer):
 
 # --- convolution and pooling -----------------------------------------------------------------
 
-def im2col(x, kernel_size, stride):
-    """Every kernel-sized window of x, laid out so that a convolution is one matrix product.
-
-    Args:
-        x: (N, C, H, W) array (already zero-padded if the convolution pads).
-        kernel_size: (kh, kw).  stride: (sh, sw).
-
-    Returns:
-        cols: (C, kh, kw, N, Ho, Wo) array with cols[c, u, v, n, i, j] = x[n, c, i*sh+u, j*sw+v],
-        Ho = (H - kh) // sh + 1, Wo = (W - kw) // sw + 1. `sliding_window_view` gives all
-        windows as a strided view without copying; the one copy is the transpose into this
-        layout, whose reshape (C*kh*kw, N*Ho*Wo) is the matrix the convolution multiplies.
-    """
-    (sh, sw) = stride
-    windows = sliding_window_view(x, kernel_size, axis=(2, 3))[:, :, ::sh, ::sw]
-    return np.ascontiguousarray(windows.transpose(1, 4, 5, 0, 2, 3))
-
-
-def col2im(cols, x_shape, stride):
-    """The adjoint of `im2col`: add every window entry back onto the pixel it was taken from.
-
-    Args:
-        cols: (C, kh, kw, N, Ho, Wo) array, e.g. dL/dcols.
-        x_shape: (N, C, H, W), the shape of im2col's input.
-        stride: (sh, sw).
-
-    Returns:
-        (N, C, H, W) array dx with dx[n, c, i*sh+u, j*sw+v] += cols[c, u, v, n, i, j] summed over
-        every window (i, j) covering that pixel.
-
-    Overlapping windows send several entries to one pixel, so this loops over the kh*kw kernel
-    offsets (u, v): each step is one vectorised strided add of a whole (C, N, Ho, Wo) block.
-    That is the fastest correct way in NumPy (np.add.at does the same scatter many times
-    slower, and no strided view can be summed into without this loop).
-    """
-    channels, kh, kw, _, out_h, out_w = cols.shape
-    n, _, height, width = x_shape
-    sh, sw = stride
-    dx = np.zeros((channels, n, height, width), dtype=cols.dtype)
-    for u in range(kh):
-        for v in range(kw):
-            dx[:, :, u:u + sh * out_h:sh, v:v + sw * out_w:sw] += cols[:, u, v]
-    return dx.transpose(1, 0, 2, 3)
-
-
 class Conv2d(Layer):
     """2-D convolution (a cross-correlation, as in every deep-learning library).
 
@@ -397,11 +317,13 @@ class Conv2d(Layer):
 
         out[n, f, i, j] = b[f] + sum_{c, u, v} W[f, c, u, v] * xp[n, c, i*sh + u, j*sw + v]
 
-    Computed as one BLAS matrix product on the im2col matrix (see `im2col`):
-        cols = im2col(xp)  (C*kh*kw, N*Ho*Wo),   out = W.reshape(F, C*kh*kw) @ cols + b.
-    Backward, with dout reshaped to (F, N*Ho*Wo):
-        dL/dW = dout @ cols^T,   dL/db = sum over (n, i, j) of dout,
-        dL/dx = col2im(W^T @ dout) with the padding cut off.
+    Written here as that sum, a loop over the kh*kw kernel offsets (u, v), each one product
+    over the channels for every sample and position at once; fast.Conv2d computes the same as
+    one matrix product (im2col). With dout = dL/dout:
+
+        dL/dW[f, c, u, v] = sum_{n, i, j} dout[n, f, i, j] * xp[n, c, i*sh + u, j*sw + v]
+        dL/db[f]          = sum_{n, i, j} dout[n, f, i, j]
+        dL/dxp[n, c, i*sh + u, j*sw + v] += sum_f dout[n, f, i, j] * W[f, c, u, v]
 
     W is He-initialised (fan_in = C*kh*kw) for the ReLU that follows; b starts at 0.
 
@@ -425,41 +347,52 @@ class Conv2d(Layer):
         self.stride = _pair(stride, "stride", 1)
         self.padding = _pair(padding, "padding", 0)
         dtype = _float_dtype(dtype)
-        rng = rng if rng is not None else np.random.default_rng()
+        rng = np.random.default_rng(rng)
         fan_in = self.in_channels * self.kernel_size[0] * self.kernel_size[1]
         shape = (self.out_channels, self.in_channels) + self.kernel_size
         self.W = he_normal(rng, shape, fan_in, dtype)
         self.b = np.zeros((1, self.out_channels, 1, 1), dtype=dtype)
 
-    def forward(self, x):
-        """(N, C, H, W) -> (N, F, Ho, Wo)."""
+    def _padded(self, x):
+        """x (N, C, H, W) checked and zero-padded by (ph, pw) on each side."""
         _check_input(x, 4, self.in_channels, "Conv2d")
         (ph, pw), (kh, kw) = self.padding, self.kernel_size
         if x.shape[2] + 2 * ph < kh or x.shape[3] + 2 * pw < kw:
             raise ValueError(f"Conv2d input of spatial size {x.shape[2:]} with padding "
                              f"{self.padding} is smaller than the kernel {self.kernel_size}")
-        if ph or pw:
-            x = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-        self.padded_shape = x.shape
-        self.cols = im2col(x, self.kernel_size, self.stride)
-        _, _, _, n, out_h, out_w = self.cols.shape
-        out = self.W.reshape(self.out_channels, -1) @ self.cols.reshape(self.W[0].size, -1)
-        out += self.b.reshape(-1, 1)
-        # (F, N*Ho*Wo) -> (N, F, Ho, Wo) as a view: no copy, the next layer reads it strided.
-        return out.reshape(self.out_channels, n, out_h, out_w).transpose(1, 0, 2, 3)
+        return np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw))) if ph or pw else x
+
+    def _unpadded(self, dxp):
+        """dL/dxp (N, C, H + 2 ph, W + 2 pw) -> dL/dx (N, C, H, W): the padding cut off."""
+        (ph, pw), (height, width) = self.padding, dxp.shape[2:]
+        return dxp[:, :, ph:height - ph, pw:width - pw]
+
+    def _window_offsets(self, out_h, out_w):
+        """[(u, v, rows, cols)]: for each kernel offset, the slices of xp it meets."""
+        (kh, kw), (sh, sw) = self.kernel_size, self.stride
+        return [(u, v, slice(u, u + sh * out_h, sh), slice(v, v + sw * out_w, sw))
+                for u in range(kh) for v in range(kw)]
+
+    def forward(self, x):
+        """(N, C, H, W) -> (N, F, Ho, Wo)."""
+        self.xp = xp = self._padded(x)
+        (kh, kw), (sh, sw) = self.kernel_size, self.stride
+        out_h, out_w = (xp.shape[2] - kh) // sh + 1, (xp.shape[3] - kw) // sw + 1
+        out = np.zeros((len(x), self.out_channels, out_h, out_w), dtype=x.dtype)
+        for u, v, rows, cols in self._window_offsets(out_h, out_w):
+            out += np.einsum("nchw,fc->nfhw", xp[:, :, rows, cols], self.W[:, :, u, v])
+        return out + self.b
 
     def backward(self, dout):
         """dout (N, F, Ho, Wo) -> dx (N, C, H, W); sets grad_W (F, C, kh, kw) and grad_b."""
-        dout_matrix = dout.transpose(1, 0, 2, 3).reshape(self.out_channels, -1)
-        cols_matrix = self.cols.reshape(self.W[0].size, -1)
-        self.grad_W = (dout_matrix @ cols_matrix.T).reshape(self.W.shape)
-        self.grad_b = dout_matrix.sum(axis=1).reshape(self.b.shape)
-        if not self.needs_input_grad:
-            return None
-        dcols = self.W.reshape(self.out_channels, -1).T @ dout_matrix
-        dx = col2im(dcols.reshape(self.cols.shape), self.padded_shape, self.stride)
-        (ph, pw), (height, width) = self.padding, self.padded_shape[2:]
-        return dx[:, :, ph:height - ph, pw:width - pw]
+        xp = self.xp
+        self.grad_W = np.zeros_like(self.W)
+        self.grad_b = dout.sum(axis=(0, 2, 3)).reshape(self.b.shape)
+        dxp = np.zeros_like(xp)
+        for u, v, rows, cols in self._window_offsets(*dout.shape[2:]):
+            self.grad_W[:, :, u, v] = np.einsum("nfhw,nchw->fc", dout, xp[:, :, rows, cols])
+            dxp[:, :, rows, cols] += np.einsum("nfhw,fc->nchw", dout, self.W[:, :, u, v])
+        return self._unpadded(dxp) if self.needs_input_grad else None
 
     def __repr__(self):
         return (f"Conv2d({self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size},"
@@ -476,15 +409,8 @@ class MaxPool2d(Layer):
     dL/dx routes each dout[n, c, i, j] to the position of its window's maximum (the first one
     in row-major order on a tie, as PyTorch does), adding up where windows overlap.
 
-    The (u, v) entries of all windows form the (N, C, Ho, Wo) block x[:, :, u::sh, v::sw]
-    (cut to Ho x Wo). When the windows tile the input (stride == kernel_size, sizes divisible)
-    these blocks are plain views of the reshape (N, C, Ho, kh, Wo, kw) of x; otherwise strided
-    slices. Forward stacks the kh*kw blocks and takes their maximum. Backward loops over the
-    kh*kw offsets in order, each step one vectorised operation on a whole block: dout goes to
-    the entries equal to the maximum in windows not yet served (so a tie sends it to the first
-    only), written into dx when the windows tile it, added where they may overlap. (Reducing
-    the reshape with `.max(axis=(3, 5))` gives the same forward, but NumPy reduces such short
-    strided axes over ten times slower.)
+    Written here with every window as a row of kh*kw entries (`sliding_window_view`), its
+    argmax and a scatter back; fast.MaxPool2d does the same on contiguous window blocks.
 
     Args:
         kernel_size: kh = kw, or a pair (kh, kw).
@@ -496,45 +422,36 @@ class MaxPool2d(Layer):
         self.kernel_size = _pair(kernel_size, "kernel_size", 1)
         self.stride = _pair(stride, "stride", 1)
 
-    def _window_entries(self, x, out_shape):
-        """[x block of offset (u, v), each (N, C, Ho, Wo)] for the offsets in row-major order."""
-        (kh, kw), (sh, sw), (n, c, out_h, out_w) = self.kernel_size, self.stride, out_shape
-        if self.tiles:
-            tiles = x.reshape(n, c, out_h, kh, out_w, kw)
-            return [tiles[:, :, :, u, :, v] for u in range(kh) for v in range(kw)]
-        return [x[:, :, u:u + sh * out_h:sh, v:v + sw * out_w:sw]
-                for u in range(kh) for v in range(kw)]
-
-    def forward(self, x):
-        """(N, C, H, W) -> (N, C, Ho, Wo)."""
+    def _output_shape(self, x):
+        """(N, C, Ho, Wo) for input x, which is checked."""
         if x.ndim != 4:
             raise ValueError(f"MaxPool2d expects input of shape (N, C, H, W), got {x.shape}")
         (kh, kw), (sh, sw), (height, width) = self.kernel_size, self.stride, x.shape[2:]
         if height < kh or width < kw:
             raise ValueError(f"MaxPool2d input of spatial size {x.shape[2:]} is smaller than "
                              f"the kernel {self.kernel_size}")
-        out_shape = x.shape[:2] + ((height - kh) // sh + 1, (width - kw) // sw + 1)
-        self.tiles = self.stride == self.kernel_size and height % kh == 0 and width % kw == 0
-        # Entry k of every window, gathered into one contiguous (kh*kw, N, C, Ho, Wo) array:
-        # elementwise work on contiguous blocks is several times faster than on strided ones.
-        self.windows = np.stack(self._window_entries(x, out_shape))
+        return x.shape[:2] + ((height - kh) // sh + 1, (width - kw) // sw + 1)
+
+    def forward(self, x):
+        """(N, C, H, W) -> (N, C, Ho, Wo)."""
+        out_shape = self._output_shape(x)
+        (sh, sw), window_size = self.stride, math.prod(self.kernel_size)
+        windows = sliding_window_view(x, self.kernel_size, axis=(2, 3))[:, :, ::sh, ::sw]
+        rows = windows.reshape(out_shape + (window_size,))      # (N, C, Ho, Wo, kh*kw)
+        self.argmax = rows.argmax(axis=-1)                       # the first maximum on a tie
         self.x_shape = x.shape
-        return self.windows.max(axis=0)
+        return np.take_along_axis(rows, self.argmax[..., None], axis=-1)[..., 0]
 
     def backward(self, dout):
         """dout (N, C, Ho, Wo) -> dx (N, C, H, W)."""
-        out = self.windows.max(axis=0)
-        unclaimed = np.ones(out.shape, dtype=bool)   # windows whose maximum is still unrouted
-        # Tiling windows cover every pixel exactly once, so their blocks are written straight
-        # into an uninitialised dx; overlapping or partial cover needs zeros and a sum.
-        dx = (np.empty if self.tiles else np.zeros)(self.x_shape, dtype=dout.dtype)
-        for entry, dx_entry in zip(self.windows, self._window_entries(dx, dout.shape)):
-            first_max = (entry == out) & unclaimed
-            unclaimed &= ~first_max
-            if self.tiles:
-                np.multiply(dout, first_max, out=dx_entry)
-            else:
-                dx_entry += dout * first_max
+        (kh, kw), (sh, sw), (out_h, out_w) = self.kernel_size, self.stride, dout.shape[2:]
+        rows = np.zeros(dout.shape + (kh * kw,), dtype=dout.dtype)
+        np.put_along_axis(rows, self.argmax[..., None], dout[..., None], axis=-1)
+        rows = rows.reshape(dout.shape + (kh, kw))
+        dx = np.zeros(self.x_shape, dtype=dout.dtype)
+        for u in range(kh):
+            for v in range(kw):
+                dx[:, :, u:u + sh * out_h:sh, v:v + sw * out_w:sw] += rows[..., u, v]
         return dx
 
     def __repr__(self):

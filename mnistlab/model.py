@@ -1,25 +1,28 @@
 """Multi-layer models: a `Sequential` stack of layers topped by a softmax cross-entropy head,
 and `build_model`, which makes any model of the registry `MODELS` by name.
 
-Every model here has the interface of `loss.SoftmaxCrossEntropyLoss`, so the solver and the
-optimizers treat the assignment's softmax regression and a deep network alike:
+Every model here is a `module.Model`, as the assignment's `loss.SoftmaxCrossEntropyLoss` is,
+so the solver and the optimizers treat softmax regression and a deep network alike:
 
     loss, acc = model.forward(Input, labels)    # Input (N, D) rows, labels (N,)
     model.gradient_computing()                  # sets every parameter's gradient
     for name, param, grad in model.named_parameters(): ...
 
-The head's maths (softmax, cross-entropy and its gradient) is the one in loss.py.
+The head's maths (softmax, cross-entropy and its gradient) is the one in loss.py. The zoo
+builds its convolutional net from fast.py's Conv2d and MaxPool2d.
 """
 import math
 
 import numpy as np
 
+from . import fast
 from .checks import check_count, lookup
-from .layers import BatchNorm1d, BatchNorm2d, Conv2d, Flatten, Layer, Linear, MaxPool2d, ReLU
+from .layers import BatchNorm1d, BatchNorm2d, Flatten, Layer, Linear, ReLU
 from .loss import SoftmaxCrossEntropyHead, SoftmaxCrossEntropyLoss
+from .module import Model
 
 
-class Sequential(Layer):
+class Sequential(Model):
     """Layers applied in order, then softmax cross-entropy on the last layer's output.
 
     For input rows x (N, D) and labels y (N,):
@@ -30,8 +33,13 @@ class Sequential(Layer):
     and `gradient_computing` sends dL/dz = (softmax(z) - one_hot(y)) / N back through the
     layers in reverse order, each setting its parameters' gradients.
 
+    A Sequential may be one of the layers of another: it then acts as the block of its own
+    layers (`forward_layers`, `backward`), its head unused, and its parameters are named
+    '<index>.<its own name>', e.g. '0.2.W'.
+
     Args:
-        layers: the layers, e.g. [Linear(784, 128), ReLU(), Linear(128, 10)].
+        layers: the layers, e.g. [Linear(784, 128), ReLU(), Linear(128, 10)]; each a
+            layers.Layer or a Sequential.
         input_shape: shape of one sample as the first layer wants it, e.g. (1, 28, 28) for a
             convolutional net; each (N, D) batch is then reshaped (as a view) to
             (N,) + input_shape, and D must equal prod(input_shape). None keeps (N, D) rows.
@@ -50,16 +58,25 @@ class Sequential(Layer):
         if not self.layers:
             raise ValueError("Sequential needs at least one layer, got an empty list")
         for index, layer in enumerate(self.layers):
-            if not isinstance(layer, Layer) or not hasattr(layer, "backward"):
+            if not isinstance(layer, (Layer, Sequential)):
                 raise ValueError(f"layer {index} of Sequential is {layer!r}: every layer must be"
-                                 " a layers.Layer with forward(x) and backward(dout)")
+                                 " a layers.Layer (forward(x), backward(dout)) or a Sequential")
+            layer.needs_input_grad = index > 0  # the data's gradient is never used
         self.input_shape = None
         if input_shape is not None:
             self.input_shape = tuple(check_count("input_shape entry", size, 1)
                                      for size in input_shape)
         self.dtype = next((param.dtype for _, param, _ in self.named_parameters()), None)
         self.head = SoftmaxCrossEntropyHead()
-        self.layers[0].needs_input_grad = False  # the data's gradient is never used
+
+    @property
+    def needs_input_grad(self):
+        """Whether `backward` returns dL/dx, as a layer's flag (that of the first layer)."""
+        return self.layers[0].needs_input_grad
+
+    @needs_input_grad.setter
+    def needs_input_grad(self, value):
+        self.layers[0].needs_input_grad = value
 
     def _prepare(self, Input):
         """(N, D) rows -> the first layer's input: converted to `dtype`, reshaped to input_shape."""
@@ -77,24 +94,24 @@ class Sequential(Layer):
 
     def logits(self, Input):
         """Class scores: (N, D) -> (N, C), computed in the current mode (train or eval)."""
-        x = self._prepare(Input)
+        return self.forward_layers(self._prepare(Input))
+
+    def forward_layers(self, x):
+        """x through every layer in order (a nested Sequential through its own layers)."""
         for layer in self.layers:
-            x = layer.forward(x)
+            x = layer.forward_layers(x) if isinstance(layer, Sequential) else layer.forward(x)
         return x
 
-    def forward(self, Input, labels):
-        """(loss, acc) of a batch, Input (N, D) and labels (N,), as SoftmaxCrossEntropyLoss's."""
-        return self.head.forward(self.logits(Input), labels)
+    def backward(self, dout):
+        """dout = dL/d(last layer's output) back through every layer; returns dL/dx (None when
+        the first layer skips it). Every layer sets grad_<name> of its parameters."""
+        for layer in reversed(self.layers):
+            dout = layer.backward(dout)
+        return dout
 
     def gradient_computing(self):
         """Backpropagate the last `forward`'s loss: every layer sets grad_<name> for its params."""
-        grad = self.head.backward()
-        for layer in reversed(self.layers):
-            grad = layer.backward(grad)
-
-    def predict(self, Input):
-        """Predicted class of each row: (N, D) -> (N,) integers, in the current mode."""
-        return np.argmax(self.logits(Input), axis=1)
+        self.backward(self.head.backward())
 
     def named_parameters(self):
         """Yield `(name, param, grad)` for every layer's parameters, named '<index>.<name>'."""
@@ -124,7 +141,8 @@ class Sequential(Layer):
         return self.layers[index]
 
     def __repr__(self):
-        lines = [f"  ({index}): {layer!r}" for index, layer in enumerate(self.layers)]
+        lines = [f"  ({index}): {layer!r}".replace("\n", "\n  ")
+                 for index, layer in enumerate(self.layers)]
         lines.append("  (head): softmax cross-entropy")
         shape = "" if self.input_shape is None else f"input_shape={self.input_shape}"
         return f"Sequential({shape}\n" + "\n".join(lines) + "\n)"
@@ -162,8 +180,8 @@ def build_cnn(input_shape=(1, 28, 28), num_classes=10, channels=(16, 32), hidden
     in_channels, height, width = input_shape
     layers = []
     for out_channels in channels:
-        layers += [Conv2d(in_channels, out_channels, 3, padding=1, rng=rng, dtype=dtype),
-                   BatchNorm2d(out_channels, dtype=dtype), ReLU(), MaxPool2d(2, 2)]
+        layers += [fast.Conv2d(in_channels, out_channels, 3, padding=1, rng=rng, dtype=dtype),
+                   BatchNorm2d(out_channels, dtype=dtype), ReLU(), fast.MaxPool2d(2, 2)]
         in_channels, height, width = out_channels, height // 2, width // 2
     if height < 1 or width < 1:
         raise ValueError(f"input_shape {tuple(input_shape)} is too small for "
@@ -219,5 +237,5 @@ def build_model(name, num_input=784, num_classes=10, rng=None, dtype=np.float64,
         ValueError: unknown name, suggesting the closest valid one.
     """
     builder = lookup(MODELS, name, "model name")
-    rng = rng if rng is not None else np.random.default_rng()
+    rng = np.random.default_rng(rng)
     return builder(num_input, num_classes, rng, dtype, input_shape)

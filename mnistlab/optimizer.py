@@ -1,153 +1,113 @@
 """Update rules: how a model's parameters move, given their gradients.
 
-Every optimizer updates the parameters a model reports through `model.named_parameters()`
-(see layers.py), in place, and keeps its own state per parameter name, so one optimizer serves
-any layer or model and two parameters never share a velocity or a moment. The interface,
-the same for every rule:
+Every rule updates the parameters a model reports through `model.named_parameters()`, in
+place, and keeps its own state per parameter name, so one optimizer serves any layer or
+model and two parameters never share a velocity or a moment:
 
-    opt = make_optimizer('adam', model, learning_rate=0.001)   # or Adam(model, 0.001)
+    opt = SGD(model, learning_rate=0.01, momentum=0.9)   # or make_optimizer('sgd', ...)
     loss, acc = model.forward(x, y)
     model.gradient_computing()        # the model's backward pass fills every gradient
     opt.step()                        # one update of every parameter, in place
 
     opt.learning_rate                 read or set between steps (a schedule sets it each epoch)
-    opt.step_count                    the number of steps taken so far
+    opt.step_count                    the number of steps taken so far, t
     opt.state                         {parameter name: {state name: array}}
     opt.state_dict()                  a flat {key: numpy array} for np.savez(allow_pickle=False)
-    opt.load_state_dict(saved)        continue exactly where a saved optimizer stopped
+    opt.load_state_dict(saved)        continue where a saved optimizer stopped
 
-Notation of the formulas in the docstrings: p is a parameter array, g its gradient, lr the
-learning rate, t the step count (1 at the first step); every operation is elementwise, and
-every state array (v, m, ...) starts at 0 and has p's shape and dtype.
+A rule is a dataclass: its hyper-parameters are declared once, as fields with their default
+and allowed values, and each is checked whenever it is set. Its `update(p, g, state)` is its
+formula, one parameter array at a time.
+
+Notation of the formulas: p is a parameter array, g its gradient, lr the learning rate, t the
+step count (1 at the first step); every operation is elementwise, and every state array
+(v, m, ...) starts at 0 and has p's shape and dtype.
 """
+from dataclasses import dataclass, field
+
 import numpy as np
 
-from .checks import (check_range, format_call, keyword_defaults, lookup,
-                    reject_unknown_keywords)
+from .checks import (HyperparameterChecks, declared_hyperparameters, format_call,
+                     hyperparameter, lookup, reject_unknown_keywords, switch)
 
 
-# ---- the shared machinery of every rule ---------------------------------------------------------
+class NonFiniteGradientError(FloatingPointError):
+    """A gradient holds NaN or infinity; no parameter was changed."""
 
-class Optimizer:
-    """Base class of every update rule: parameter access, weight decay, state and checkpoints.
 
-    A rule subclasses it, validates its own hyper-parameters in `__init__`, names its state
-    arrays in `state_names()` and implements `_update(name, param, grad)`: the update of one
-    parameter array, in place. `step()` does the rest, identically for every rule.
+@dataclass(eq=False, repr=False)
+class Optimizer(HyperparameterChecks):
+    """Base class of every update rule: the parameters and their gradients, weight decay,
+    the state arrays, and checkpoints. A rule names its state arrays in `state_names()` and
+    writes `update(p, g, state)`; `step()` does the rest, identically for every rule.
 
-    Args:
-        model: anything with `named_parameters()` yielding (name, param, grad), see layers.py.
-        learning_rate: step size, >= 0; settable between steps.
-        weight_decay: >= 0. Added to the gradient as L2 regularisation, g = g + wd * p, or,
-            for a rule with `decoupled_weight_decay = True`, applied to the parameter before
-            its update, p = p - lr * wd * p (Loshchilov & Hutter 2019).
-
-    Attributes:
-        state: {parameter name: {state name: array of the parameter's shape and dtype}}.
-        step_count: number of steps taken (the t of the bias corrections).
+    Weight decay wd, declared by each rule: added to the gradient as L2 regularisation,
+    g = g + wd * p, or, for a rule with `decoupled_weight_decay = True`, applied to the
+    parameter before its update, p = p - lr * wd * p (Loshchilov & Hutter 2019).
     """
 
+    model: object = field(repr=False)
+    learning_rate: float = hyperparameter()
     decoupled_weight_decay = False
 
-    def __init__(self, model, learning_rate, weight_decay=0.0):
-        if not callable(getattr(model, "named_parameters", None)):
-            raise TypeError(f"model {model!r} has no named_parameters() method; pass a layer or "
-                            "model whose named_parameters() yields (name, param, grad)")
-        self.model = model
-        self.learning_rate = learning_rate
-        self.weight_decay = check_range("weight_decay", weight_decay, 0.0)
+    def __post_init__(self):
+        if not callable(getattr(self.model, "named_parameters", None)):
+            raise TypeError(f"model {self.model!r} has no named_parameters() method; pass a "
+                            "layer or model whose named_parameters() yields (name, param, grad)")
         self.state = {}
         self.step_count = 0
-
-    @property
-    def learning_rate(self):
-        """The step size of the next update, >= 0."""
-        return self._learning_rate
-
-    @learning_rate.setter
-    def learning_rate(self, value):
-        self._learning_rate = check_range("learning_rate", value, 0.0)
-
-    def hyperparameters(self):
-        """{name: value} of the keyword hyper-parameters this rule was built with."""
-        names = keyword_defaults(type(self), skip=("model", "learning_rate"))
-        return {name: getattr(self, name) for name in names}
 
     def state_names(self):
         """Names of the state arrays kept per parameter, e.g. ('velocity',)."""
         return ()
 
+    def update(self, p, g, state):
+        """Update the array p in place from its gradient g; `state` holds p's state arrays."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement update")
+
     def step(self):
-        """Update every parameter of the model in place from its current gradient.
-
-        Every gradient is checked before any parameter changes, so a bad gradient leaves the
-        model and the optimizer as they were.
-
-        Raises:
-            ValueError: a parameter has no gradient, its gradient has another shape, or two
-                parameters share a name.
-        """
-        parameters = self._parameters_with_gradients()
+        """Update every parameter in place. Every gradient is checked first, so a missing,
+        misshapen or non-finite gradient leaves the model and the optimizer as they were."""
+        parameters = list(self._parameters_and_gradients())
         self.step_count += 1
-        for name, param, grad in parameters:
+        for name, p, g in parameters:
             if self.weight_decay and self.decoupled_weight_decay:
-                param *= 1.0 - self.learning_rate * self.weight_decay
+                p *= 1.0 - self.learning_rate * self.weight_decay
             elif self.weight_decay:
-                grad = grad + self.weight_decay * param
-            self._update(name, param, grad)
+                g = g + self.weight_decay * p
+            state = self.state.setdefault(name, {key: np.zeros_like(p)
+                                                 for key in self.state_names()})
+            self.update(p, g, state)
 
-    def _update(self, name, param, grad):
-        """Update the array `param` in place from `grad` (same shape and dtype)."""
-        raise NotImplementedError(f"{type(self).__name__} does not implement _update")
-
-    def _parameters_with_gradients(self):
-        """[(name, param, grad)] of the model, grad as an array of param's dtype; checked."""
-        checked, seen = [], set()
-        for name, param, grad in self.model.named_parameters():
+    def _parameters_and_gradients(self):
+        """Yield (name, param, grad) with grad in param's dtype, or raise naming the parameter."""
+        seen = set()
+        for name, p, g in self.model.named_parameters():
             if name in seen:
                 raise ValueError(f"the model reports two parameters named {name!r}; optimizer "
                                  "state is kept per name, so parameter names must be unique")
             seen.add(name)
-            if not isinstance(param, np.ndarray) or param.dtype.kind != "f":
+            if not isinstance(p, np.ndarray) or p.dtype.kind != "f":
                 raise TypeError(f"parameter {name!r} must be a float numpy array to be updated "
-                                f"in place, got {type(param).__name__}")
-            if grad is None:
+                                f"in place, got {type(p).__name__}")
+            if g is None:
                 raise ValueError(f"parameter {name!r} has no gradient; run the model's backward "
                                  "pass before step()")
-            grad = np.asarray(grad)
-            if grad.shape != param.shape:
-                raise ValueError(f"the gradient of {name!r} has shape {grad.shape} but the "
-                                 f"parameter has shape {param.shape}; they must be equal")
-            checked.append((name, param, grad.astype(param.dtype, copy=False)))
-        return checked
+            if np.shape(g) != p.shape:
+                raise ValueError(f"the gradient of {name!r} has shape {np.shape(g)} but the "
+                                 f"parameter has shape {p.shape}; they must be equal")
+            if not np.isfinite(g).all():
+                raise NonFiniteGradientError(f"the gradient of {name!r} holds NaN or infinity")
+            yield name, p, np.asarray(g).astype(p.dtype, copy=False)
 
-    def _state_array(self, name, key, param):
-        """The state array `key` of parameter `name`, created as zeros like `param` if new."""
-        slots = self.state.setdefault(name, {})
-        if key not in slots:
-            slots[key] = np.zeros_like(param)
-        elif slots[key].shape != param.shape:
-            raise ValueError(f"parameter {name!r} changed shape from {slots[key].shape} to "
-                             f"{param.shape}; build a new optimizer for the new parameters")
-        return slots[key]
-
-    def _moving_average(self, name, key, param, value, decay):
-        """Update the state array `key` in place to decay * average + (1 - decay) * value."""
-        average = self._state_array(name, key, param)
-        average *= decay
-        average += (1.0 - decay) * value
-        return average
-
-    # ---- checkpoints ----
+    def hyperparameters(self):
+        """{name: value} of the hyper-parameters beside the learning rate."""
+        return declared_defaults_values(self)
 
     def state_dict(self):
-        """Everything needed to continue this optimizer later, as a flat {key: numpy array}.
-
-        Keys: 'rule' (the class name), 'step_count', 'learning_rate', 'hyperparameters/<name>'
-        (0-d arrays) and 'state/<parameter name>/<state name>' (copies of the state arrays).
-        Every value is a plain numpy array, so `np.savez(file, **opt.state_dict())` works with
-        allow_pickle=False.
-        """
+        """Everything needed to continue this optimizer later, as a flat {key: numpy array}:
+        'rule', 'step_count', 'learning_rate', 'hyperparameters/<name>' and
+        'state/<parameter name>/<state name>' (copies), for np.savez(allow_pickle=False)."""
         saved = {"rule": np.array(type(self).__name__),
                  "step_count": np.array(self.step_count, dtype=np.int64),
                  "learning_rate": np.array(self.learning_rate, dtype=np.float64)}
@@ -159,87 +119,29 @@ class Optimizer:
         return saved
 
     def load_state_dict(self, saved):
-        """Continue from `saved`, a `state_dict()` of an optimizer of the same rule and model.
-
-        The step count, the learning rate and the state arrays are taken from `saved`; the
-        other hyper-parameters must equal this optimizer's. Nothing is loaded unless
-        everything matches.
-
-        Args:
-            saved: a mapping of key to array, e.g. a dict or the result of np.load(file).
-
-        Raises:
-            ValueError: listing every mismatch (rule, missing or unexpected keys, a
-                hyper-parameter, a state array's shape or dtype).
-        """
-        saved = {key: np.asarray(saved[key]) for key in saved}
-        problems = self._state_dict_problems(saved)
-        if problems:
-            raise ValueError("cannot load the optimizer state:\n  " + "\n  ".join(problems))
+        """Continue from `saved`, a state_dict() of this rule for this model (checkpoint.py
+        checks that it fits before it calls this)."""
         self.step_count = int(saved["step_count"])
         self.learning_rate = float(saved["learning_rate"])
         self.state = {}
-        for key in self._expected_state_keys(self.step_count):
-            _, name, slot = key.split("/")
-            self.state.setdefault(name, {})[slot] = saved[key].copy()
-
-    def _expected_state_keys(self, step_count):
-        """{'state/<name>/<slot>': parameter} that a state_dict after `step_count` steps holds."""
-        if step_count == 0:
-            return {}
-        return {f"state/{name}/{slot}": param
-                for name, param, _ in self.model.named_parameters()
-                for slot in self.state_names()}
-
-    def _state_dict_problems(self, saved):
-        """Every way `saved` fails to match this optimizer and its model, as phrases."""
-        rule = str(saved.get("rule", ""))
-        if rule != type(self).__name__:
-            return [f"it was saved by {rule or 'an unknown rule'!r}, this optimizer is "
-                    f"{type(self).__name__}"]
-        step = saved.get("step_count")
-        if (step is None or step.shape != () or not np.issubdtype(step.dtype, np.integer)
-                or step < 0):
-            return [f"step_count must be a non-negative integer scalar, got {step!r}"]
-        problems = []
-        hyper = {f"hyperparameters/{k}": v for k, v in self.hyperparameters().items()}
-        states = self._expected_state_keys(int(step))
-        expected = {"rule", "step_count", "learning_rate", *hyper, *states}
-        for key in sorted(expected - set(saved)):
-            problems.append(f"{key}: missing")
-        for key in sorted(set(saved) - expected):
-            problems.append(f"{key}: unexpected (this optimizer and model have no such entry)")
-        if "learning_rate" in saved:
-            try:
-                check_range("learning_rate", _scalar(saved["learning_rate"]), 0.0)
-            except ValueError as error:
-                problems.append(str(error))
-        for key, value in hyper.items():
-            if key in saved and _scalar(saved[key]) != value:
-                problems.append(f"{key}: {_scalar(saved[key])!r} in the saved state, {value!r} "
-                                "in this optimizer")
-        for key, param in states.items():
-            if key in saved and (saved[key].shape, saved[key].dtype) != (param.shape, param.dtype):
-                problems.append(f"{key}: saved as {saved[key].dtype} {saved[key].shape}, the "
-                                f"parameter is {param.dtype} {param.shape}")
-        return problems
+        for key in saved:
+            if key.startswith("state/"):
+                name, slot = key[len("state/"):].rsplit("/", 1)
+                self.state.setdefault(name, {})[slot] = np.array(saved[key])
 
     def __repr__(self):
         return format_call(self, ["learning_rate", *self.hyperparameters()])
 
 
-def _scalar(array):
-    """The Python value of a 0-d array, or a phrase describing an array that is not 0-d."""
-    return array.item() if array.shape == () else f"an array of shape {array.shape}"
+def declared_defaults_values(optimizer):
+    """{name: value} of an optimizer's declared hyper-parameters but learning_rate."""
+    return {name: getattr(optimizer, name)
+            for name in declared_hyperparameters(type(optimizer), skip=("learning_rate",))}
 
 
 # ---- the rules ----------------------------------------------------------------------------------
 
-def _normalised(numerator, mean_square, eps):
-    """numerator / (sqrt(mean_square) + eps): a step scaled by the gradient's recent size."""
-    return numerator / (np.sqrt(mean_square) + eps)
-
-
+@dataclass(eq=False, repr=False)
 class SGD(Optimizer):
     """Mini-batch stochastic gradient descent with momentum, Nesterov momentum, L2 decay.
 
@@ -272,31 +174,32 @@ class SGD(Optimizer):
         >>> loss, acc = model.forward(x, y); model.gradient_computing(); opt.step()
     """
 
-    def __init__(self, model, learning_rate, momentum=0.0, nesterov=False, weight_decay=0.0):
-        super().__init__(model, learning_rate, weight_decay)
-        self.momentum = check_range("momentum", momentum, 0.0, 1.0)
-        if not isinstance(nesterov, (bool, np.bool_)):
-            raise ValueError(f"invalid nesterov: {nesterov!r}; it must be True or False")
-        if nesterov and self.momentum == 0.0:
-            raise ValueError(f"nesterov=True needs momentum > 0, got momentum={momentum!r}")
-        self.nesterov = bool(nesterov)
+    momentum: float = hyperparameter(0.0, low=0.0, high=1.0)
+    nesterov: bool = switch(False)
+    weight_decay: float = hyperparameter(0.0)
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.nesterov and self.momentum == 0.0:
+            raise ValueError("nesterov=True needs momentum > 0, got momentum=0.0")
 
     def state_names(self):
         return ("velocity",) if self.momentum else ()
 
-    def _update(self, name, param, grad):
+    def update(self, p, g, state):
         if not self.momentum:
-            param -= self.learning_rate * grad
+            p -= self.learning_rate * g
             return
-        velocity = self._state_array(name, "velocity", param)
-        velocity *= self.momentum
-        velocity -= self.learning_rate * grad
+        v = state["velocity"]
+        v *= self.momentum                            # v = momentum * v - lr * g
+        v -= self.learning_rate * g
         if self.nesterov:
-            param += self.momentum * velocity - self.learning_rate * grad
+            p += self.momentum * v - self.learning_rate * g
         else:
-            param += velocity
+            p += v
 
 
+@dataclass(eq=False, repr=False)
 class Adam(Optimizer):
     """Adam: steps scaled by running estimates of the gradient's first and second moments.
 
@@ -322,24 +225,27 @@ class Adam(Optimizer):
         >>> opt = Adam(model, learning_rate=0.001)
     """
 
-    def __init__(self, model, learning_rate=0.001, beta1=0.9, beta2=0.999, eps=1e-8,
-                 weight_decay=0.0):
-        super().__init__(model, learning_rate, weight_decay)
-        self.beta1 = check_range("beta1", beta1, 0.0, 1.0)
-        self.beta2 = check_range("beta2", beta2, 0.0, 1.0)
-        self.eps = check_range("eps", eps, 0.0)
+    learning_rate: float = hyperparameter(0.001)
+    beta1: float = hyperparameter(0.9, low=0.0, high=1.0)
+    beta2: float = hyperparameter(0.999, low=0.0, high=1.0)
+    eps: float = hyperparameter(1e-8)
+    weight_decay: float = hyperparameter(0.0)
 
     def state_names(self):
         return ("m", "v")
 
-    def _update(self, name, param, grad):
-        m = self._moving_average(name, "m", param, grad, self.beta1)
-        v = self._moving_average(name, "v", param, grad * grad, self.beta2)
-        m_hat = m / (1.0 - self.beta1 ** self.step_count)
-        v_hat = v / (1.0 - self.beta2 ** self.step_count)
-        param -= self.learning_rate * _normalised(m_hat, v_hat, self.eps)
+    def update(self, p, g, state):
+        m, v, t = state["m"], state["v"], self.step_count
+        m *= self.beta1                               # m = beta1 * m + (1 - beta1) * g
+        m += (1.0 - self.beta1) * g
+        v *= self.beta2                               # v = beta2 * v + (1 - beta2) * g^2
+        v += (1.0 - self.beta2) * (g * g)
+        m_hat = m / (1.0 - self.beta1 ** t)
+        v_hat = v / (1.0 - self.beta2 ** t)
+        p -= self.learning_rate * (m_hat / (np.sqrt(v_hat) + self.eps))
 
 
+@dataclass(eq=False, repr=False)
 class AdamW(Adam):
     """AdamW: Adam with decoupled weight decay, applied to the parameter, not the gradient.
 
@@ -365,13 +271,11 @@ class AdamW(Adam):
         >>> opt = AdamW(model, learning_rate=0.001, weight_decay=0.01)
     """
 
+    weight_decay: float = hyperparameter(0.01)
     decoupled_weight_decay = True
 
-    def __init__(self, model, learning_rate=0.001, beta1=0.9, beta2=0.999, eps=1e-8,
-                 weight_decay=0.01):
-        super().__init__(model, learning_rate, beta1, beta2, eps, weight_decay)
 
-
+@dataclass(eq=False, repr=False)
 class Adamax(Adam):
     """Adamax: Adam with the second moment replaced by an exponentially weighted infinity norm.
 
@@ -398,20 +302,20 @@ class Adamax(Adam):
         >>> opt = Adamax(model, learning_rate=0.002)
     """
 
-    def __init__(self, model, learning_rate=0.002, beta1=0.9, beta2=0.999, eps=1e-8,
-                 weight_decay=0.0):
-        super().__init__(model, learning_rate, beta1, beta2, eps, weight_decay)
+    learning_rate: float = hyperparameter(0.002)
 
     def state_names(self):
         return ("m", "u")
 
-    def _update(self, name, param, grad):
-        m = self._moving_average(name, "m", param, grad, self.beta1)
-        u = self._state_array(name, "u", param)
-        np.maximum(self.beta2 * u, np.abs(grad) + self.eps, out=u)
-        param -= (self.learning_rate / (1.0 - self.beta1 ** self.step_count)) * m / u
+    def update(self, p, g, state):
+        m, u = state["m"], state["u"]
+        m *= self.beta1                               # m = beta1 * m + (1 - beta1) * g
+        m += (1.0 - self.beta1) * g
+        np.maximum(self.beta2 * u, np.abs(g) + self.eps, out=u)
+        p -= (self.learning_rate / (1.0 - self.beta1 ** self.step_count)) * m / u
 
 
+@dataclass(eq=False, repr=False)
 class Adagrad(Optimizer):
     """Adagrad: each coordinate's step shrinks with the sum of its squared gradients so far.
 
@@ -433,19 +337,20 @@ class Adagrad(Optimizer):
         >>> opt = Adagrad(model, learning_rate=0.01)
     """
 
-    def __init__(self, model, learning_rate=0.01, eps=1e-10, weight_decay=0.0):
-        super().__init__(model, learning_rate, weight_decay)
-        self.eps = check_range("eps", eps, 0.0)
+    learning_rate: float = hyperparameter(0.01)
+    eps: float = hyperparameter(1e-10)
+    weight_decay: float = hyperparameter(0.0)
 
     def state_names(self):
         return ("sum_sq",)
 
-    def _update(self, name, param, grad):
-        sum_sq = self._state_array(name, "sum_sq", param)
-        sum_sq += grad * grad
-        param -= self.learning_rate * _normalised(grad, sum_sq, self.eps)
+    def update(self, p, g, state):
+        s = state["sum_sq"]
+        s += g * g                                    # s = s + g^2
+        p -= self.learning_rate * (g / (np.sqrt(s) + self.eps))
 
 
+@dataclass(eq=False, repr=False)
 class RMSProp(Optimizer):
     """RMSProp: steps divided by a running root-mean-square of recent gradients.
 
@@ -475,25 +380,26 @@ class RMSProp(Optimizer):
         >>> opt = RMSProp(model, learning_rate=0.01, alpha=0.99)
     """
 
-    def __init__(self, model, learning_rate=0.01, alpha=0.99, eps=1e-8, momentum=0.0,
-                 weight_decay=0.0):
-        super().__init__(model, learning_rate, weight_decay)
-        self.alpha = check_range("alpha", alpha, 0.0, 1.0)
-        self.eps = check_range("eps", eps, 0.0)
-        self.momentum = check_range("momentum", momentum, 0.0, 1.0)
+    learning_rate: float = hyperparameter(0.01)
+    alpha: float = hyperparameter(0.99, low=0.0, high=1.0)
+    eps: float = hyperparameter(1e-8)
+    momentum: float = hyperparameter(0.0, low=0.0, high=1.0)
+    weight_decay: float = hyperparameter(0.0)
 
     def state_names(self):
         return ("mean_sq", "buffer") if self.momentum else ("mean_sq",)
 
-    def _update(self, name, param, grad):
-        mean_sq = self._moving_average(name, "mean_sq", param, grad * grad, self.alpha)
-        scaled = _normalised(grad, mean_sq, self.eps)
+    def update(self, p, g, state):
+        s = state["mean_sq"]
+        s *= self.alpha                               # s = alpha * s + (1 - alpha) * g^2
+        s += (1.0 - self.alpha) * (g * g)
+        step = g / (np.sqrt(s) + self.eps)
         if self.momentum:
-            buffer = self._state_array(name, "buffer", param)
-            buffer *= self.momentum
-            buffer += scaled
-            scaled = buffer
-        param -= self.learning_rate * scaled
+            b = state["buffer"]
+            b *= self.momentum                        # b = momentum * b + g / (sqrt(s) + eps)
+            b += step
+            step = b
+        p -= self.learning_rate * step
 
 
 # ---- building a rule by name --------------------------------------------------------------------
@@ -503,9 +409,7 @@ OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "adagrad": Adagrad,
 
 
 def optimizer_hyperparameters(name):
-    """{hyper-parameter: default} that the rule `name` takes after `learning_rate`.
-
-    Read from the rule's signature, so a config layer can check its keys against it:
+    """{hyper-parameter: default} that the rule `name` declares beside the learning rate:
 
         >>> optimizer_hyperparameters('sgd')
         {'momentum': 0.0, 'nesterov': False, 'weight_decay': 0.0}
@@ -513,8 +417,8 @@ def optimizer_hyperparameters(name):
     Raises:
         ValueError: `name` is not a key of OPTIMIZERS.
     """
-    return keyword_defaults(lookup(OPTIMIZERS, name, "optimizer"),
-                            skip=("model", "learning_rate"))
+    return declared_hyperparameters(lookup(OPTIMIZERS, name, "optimizer"),
+                                    skip=("learning_rate",))
 
 
 def make_optimizer(name, model, learning_rate, **hyperparameters):
@@ -533,6 +437,6 @@ def make_optimizer(name, model, learning_rate, **hyperparameters):
     Example:
         >>> opt = make_optimizer('sgd', model, 0.01, momentum=0.9)
     """
-    accepted = optimizer_hyperparameters(name)
-    reject_unknown_keywords(hyperparameters, accepted, context=f" for optimizer {name!r}")
+    reject_unknown_keywords(hyperparameters, optimizer_hyperparameters(name),
+                            context=f" for optimizer {name!r}")
     return OPTIMIZERS[name](model, learning_rate, **hyperparameters)

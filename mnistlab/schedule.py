@@ -17,30 +17,39 @@ so warm-up starts at base_rate / (W + 1) and climbs by that much each epoch; fro
 the main schedule runs on the epochs counted after warm-up, e' = e - W, and starts at
 base_rate (its value at e' = 0).
 """
-import inspect
 import math
+from dataclasses import MISSING, dataclass, field
 
-from .checks import (check_count, check_range, format_call, keyword_defaults, lookup,
-                    reject_unknown_keywords)
+from .checks import (HyperparameterChecks, check_count, count, declared_hyperparameters,
+                     hyperparameter, lookup, reject_unknown_keywords)
 
 # The "default" of a keyword that must be given, in schedule_hyperparameters.
-REQUIRED = inspect.Parameter.empty
+REQUIRED = MISSING
 
 
-class Schedule:
-    """Base class: the warm-up ramp and argument checks shared by every schedule.
+@dataclass(eq=False, repr=False)
+class Schedule(HyperparameterChecks):
+    """Base class: the warm-up ramp shared by every schedule, and the run's length.
 
-    A schedule subclasses it and implements `_main_rate(epoch)`: its rate `epoch` epochs after
-    the warm-up ended.
+    A schedule declares its hyper-parameters as dataclass fields (checked whenever set) and
+    implements `_main_rate(epoch)`: its rate `epoch` epochs after the warm-up ended.
 
     Args:
         base_rate: the rate the main schedule starts from, >= 0.
+        total_epochs: epochs of the whole run, warm-up included (None: open-ended); the
+            warm-up must leave at least one epoch of it.
         warmup_epochs: number of warm-up epochs W, >= 0 (default 0).
     """
 
-    def __init__(self, base_rate, warmup_epochs=0):
-        self.base_rate = check_range("base_rate", base_rate, 0.0)
-        self.warmup_epochs = check_count("warmup_epochs", warmup_epochs, 0)
+    base_rate: float = hyperparameter()
+    total_epochs: int = field(default=None, kw_only=True)
+    warmup_epochs: int = field(default=0, kw_only=True, metadata=count(0).metadata)
+
+    def __post_init__(self):
+        if self.total_epochs is not None and self.warmup_epochs >= self.total_epochs:
+            raise ValueError(f"warmup_epochs={self.warmup_epochs} leaves no epoch of the "
+                             f"{self.total_epochs}-epoch run for the schedule; use "
+                             "warmup_epochs < the number of epochs")
 
     def rate(self, epoch):
         """The learning rate of `epoch` (0-based), a float.
@@ -56,10 +65,8 @@ class Schedule:
     def _main_rate(self, epoch):
         raise NotImplementedError(f"{type(self).__name__} does not implement _main_rate")
 
-    def __repr__(self):
-        return format_call(self, keyword_defaults(type(self)))
 
-
+@dataclass(eq=False, repr=False)
 class ConstantLR(Schedule):
     """The same rate every epoch after warm-up.
 
@@ -78,6 +85,7 @@ class ConstantLR(Schedule):
         return self.base_rate
 
 
+@dataclass(eq=False, repr=False)
 class StepLR(Schedule):
     """The rate multiplied by `gamma` every `step_size` epochs.
 
@@ -94,15 +102,14 @@ class StepLR(Schedule):
         0.0010000000000000002
     """
 
-    def __init__(self, base_rate, step_size, gamma=0.1, warmup_epochs=0):
-        super().__init__(base_rate, warmup_epochs)
-        self.step_size = check_count("step_size", step_size, 1)
-        self.gamma = check_range("gamma", gamma, 0.0, low_inclusive=False)
+    step_size: int = count(low=1)
+    gamma: float = hyperparameter(0.1, low=0.0, low_inclusive=False)
 
     def _main_rate(self, epoch):
         return self.base_rate * self.gamma ** (epoch // self.step_size)
 
 
+@dataclass(eq=False, repr=False)
 class CosineLR(Schedule):
     """Cosine annealing from base_rate down to min_rate over the epochs after warm-up.
 
@@ -128,14 +135,14 @@ class CosineLR(Schedule):
         0.05
     """
 
-    def __init__(self, base_rate, total_epochs, min_rate=0.0, warmup_epochs=0):
-        super().__init__(base_rate, warmup_epochs)
-        self.total_epochs = check_count("total_epochs", total_epochs, 1)
-        if self.warmup_epochs >= self.total_epochs:
-            raise ValueError(f"warmup_epochs={warmup_epochs} leaves no epoch of total_epochs="
-                             f"{total_epochs} for the cosine; use warmup_epochs < total_epochs")
-        self.min_rate = check_range("min_rate", min_rate, 0.0, self.base_rate,
-                                    high_inclusive=True)
+    total_epochs: int = count(low=1)
+    min_rate: float = hyperparameter(0.0)
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.min_rate > self.base_rate:
+            raise ValueError(f"invalid min_rate: {self.min_rate!r}; it must be >= 0 and <= "
+                             f"{self.base_rate:g}, the base rate")
 
     def _main_rate(self, epoch):
         span = self.total_epochs - self.warmup_epochs
@@ -163,7 +170,7 @@ def schedule_hyperparameters(name):
     Raises:
         ValueError: `name` is not a key of SCHEDULES.
     """
-    return keyword_defaults(lookup(SCHEDULES, name, "schedule"), skip=_FILLED_IN)
+    return declared_hyperparameters(lookup(SCHEDULES, name, "schedule"), skip=_FILLED_IN)
 
 
 def make_schedule(name, base_rate, max_epoch, **kwargs):
@@ -190,12 +197,4 @@ def make_schedule(name, base_rate, max_epoch, **kwargs):
     if missing:
         raise ValueError(f"schedule {name!r} needs {', '.join(missing)}; pass it as a keyword")
     max_epoch = check_count("max_epoch", max_epoch, 1)
-    cls = SCHEDULES[name]
-    if "total_epochs" in keyword_defaults(cls):
-        kwargs["total_epochs"] = max_epoch
-    schedule = cls(base_rate, **kwargs)
-    if schedule.warmup_epochs >= max_epoch:
-        raise ValueError(f"warmup_epochs={schedule.warmup_epochs} leaves no epoch of the "
-                         f"{max_epoch}-epoch run for the {name!r} schedule; use "
-                         "warmup_epochs < max_epoch")
-    return schedule
+    return SCHEDULES[name](base_rate, total_epochs=max_epoch, **kwargs)

@@ -17,16 +17,14 @@ import time
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from . import checkpoint
-from .config import ConfigError, optimizer_kwargs, schedule_kwargs, validate_cfg
+from . import checkpoint, model as models
+from .config import optimizer_from_cfg, schedule_from_cfg, validate_cfg
 from .data_home import find_data_root
 from .dataloader import build_dataloader
 from .early_stopping import EarlyStopping
 from .history import History
 from .loss import SoftmaxCrossEntropyLoss
-from .model import build_model
-from .optimizer import make_optimizer
-from .schedule import make_schedule
+from .optimizer import NonFiniteGradientError
 
 
 class TrainingDivergedError(FloatingPointError):
@@ -80,8 +78,7 @@ class Solver:
         self.train_loader, self.val_loader, self.test_loader = self.build_loader(self.cfg, self.rng)
         self.model = self.build_model(self.cfg, self.train_loader.dataset, self.rng)
         self.optimizer = self.build_optimizer(self.model, self.cfg)
-        self.schedule = make_schedule(self.cfg["lr_schedule"], self.cfg["learning_rate"],
-                                      self.cfg["max_epoch"], **schedule_kwargs(self.cfg))
+        self.schedule = schedule_from_cfg(self.cfg)
         self.early_stopping = EarlyStopping(self.cfg["monitor"], self.cfg["patience"])
         self.history = History(monitor=self.cfg["monitor"])
         self.epoch = 0
@@ -90,7 +87,7 @@ class Solver:
     @staticmethod
     def build_loader(cfg, rng=None):
         """The (train, val, test) Dataloaders of cfg; only 'train' is shuffled, with `rng`."""
-        cfg = validate_cfg(cfg)
+        cfg = validate_cfg(cfg)  # returns a cfg the Solver validated as it is
         data_root = find_data_root() if cfg["data_root"] is None else cfg["data_root"]
         options = dict(dtype=cfg["dtype"], preprocessing=cfg["preprocessing"],
                        val_size=cfg["val_size"], prefetch=cfg["prefetch"])
@@ -109,19 +106,14 @@ class Solver:
         cfg = validate_cfg(cfg)
         if not isinstance(cfg["model"], str):
             return cfg["model"]
-        return build_model(cfg["model"], num_input=dataset.images.shape[1],
+        return models.build_model(cfg["model"], num_input=dataset.images.shape[1],
                            num_classes=dataset.num_classes, rng=rng, dtype=cfg["dtype"],
                            input_shape=(1, *dataset.image_shape))
 
     @staticmethod
     def build_optimizer(model, cfg):
         """The update rule of cfg for `model`, with the hyper-parameters cfg sets."""
-        cfg = validate_cfg(cfg)
-        try:
-            return make_optimizer(cfg["optimizer"], model, cfg["learning_rate"],
-                                  **optimizer_kwargs(cfg))
-        except ValueError as exc:
-            raise ConfigError(f"cfg: {exc}") from None
+        return optimizer_from_cfg(validate_cfg(cfg), model)
 
     # ---- training ----
 
@@ -139,7 +131,7 @@ class Solver:
         """
         self.interrupted = False
         try:
-            # Overflow shows up as NaN/inf, which _check_finite turns into a clear error.
+            # Overflow shows up as NaN/inf, which _step turns into a clear error.
             with self._blas_threads(), np.errstate(over="ignore", invalid="ignore"):
                 while self.epoch < self.cfg["max_epoch"] and not self.early_stopping.should_stop:
                     self._run_epoch()
@@ -181,16 +173,14 @@ class Solver:
     def _train_one_epoch(self):
         """One pass over the training set; returns the size-weighted mean (loss, accuracy)."""
         self.model.train()
-        epoch_start_weights = {name: array.copy()
-                               for name, array in checkpoint.model_arrays(self.model).items()}
+        epoch_start_weights = self.model.state_dict()
         totals = _RunningTotals()
         num_batches = len(self.train_loader)
         batches = self._progress(self.train_loader, num_batches)
         for iteration, (images, labels) in enumerate(batches):
             loss, acc = self.model.forward(images, labels)
             self.model.gradient_computing()
-            self._check_finite(loss, iteration, epoch_start_weights)
-            self.optimizer.step()
+            self._step(loss, iteration, epoch_start_weights)
             totals.add(loss, acc, len(labels))
             if iteration % self.cfg["display_freq"] == 0:
                 print(f"Epoch [{self.epoch}][{self.cfg['max_epoch']}]\t Batch [{iteration}]"
@@ -219,23 +209,27 @@ class Solver:
         from tqdm.auto import tqdm
         return tqdm(loader, total=total, desc=f"Epoch {self.epoch}", leave=False)
 
-    def _check_finite(self, loss, iteration, epoch_start_weights):
-        """Stop before an update if the loss or a gradient is NaN/inf, or a parameter became so."""
-        grads = [grad for _, _, grad in self.model.named_parameters()]
-        if math.isfinite(loss) and _all_finite(grads):
-            return
-        self._check_parameters_finite(iteration, epoch_start_weights)
-        raise TrainingDivergedError(
-            f"training diverged at epoch {self.epoch}, batch {iteration}: the loss is {loss} "
-            f"and {'some' if not _all_finite(grads) else 'no'} gradient is NaN or infinite. "
-            f"The learning rate {self.optimizer.learning_rate} is probably too large: try a "
-            "smaller one (e.g. 10x smaller). The model keeps its last finite weights.")
+    def _step(self, loss, iteration, epoch_start_weights):
+        """The optimizer's update, unless the loss or a gradient is NaN/inf: the optimizer
+        refuses such a gradient before it changes anything."""
+        try:
+            if not math.isfinite(loss):
+                raise NonFiniteGradientError(f"the loss is {loss}")
+            self.optimizer.step()
+        except NonFiniteGradientError as exc:
+            # A non-finite loss may come from parameters an update already spoilt.
+            self._check_parameters_finite(iteration, epoch_start_weights)
+            raise TrainingDivergedError(
+                f"training diverged at epoch {self.epoch}, batch {iteration}: {exc}. The "
+                f"learning rate {self.optimizer.learning_rate} is probably too large: try a "
+                "smaller one (e.g. 10x smaller). The model keeps its last finite weights.") \
+                from None
 
     def _check_parameters_finite(self, iteration, epoch_start_weights):
         """If an update made a parameter NaN/inf, restore the epoch's starting weights and stop."""
-        if _all_finite(checkpoint.model_arrays(self.model).values()):
+        if _all_finite(self.model.arrays().values()):
             return
-        checkpoint.copy_into_model(self.model, epoch_start_weights, "epoch start")
+        self.model.load_state_dict(epoch_start_weights, "epoch start")
         raise TrainingDivergedError(
             f"training diverged at epoch {self.epoch}, batch {iteration}: an update made the "
             f"parameters NaN or infinite. The learning rate {self.optimizer.learning_rate} is "

@@ -2,10 +2,14 @@
 import os
 import zipfile
 
+import re
+
 import numpy as np
 import pytest
 
-from mnistlab.checkpoint import CheckpointError, model_arrays, read_checkpoint
+from mnistlab import optimizer as O
+from mnistlab.checkpoint import CheckpointError, optimizer_state_problems, read_checkpoint
+from test_optimizer import quadratic_model, quadratic_steps
 from conftest import tiny_cfg
 from mnistlab.solver import Solver
 
@@ -27,8 +31,8 @@ def test_round_trip_restores_everything(tiny_data, tmp_path, capsys):
     runner.save_checkpoint(path)
     other = Solver(tiny_cfg(tiny_data, max_epoch=2, optimizer="adam", momentum=None, seed=9))
     other.load_checkpoint(path)
-    for name, array in model_arrays(runner.model).items():
-        np.testing.assert_array_equal(model_arrays(other.model)[name], array)
+    for name, array in runner.model.arrays().items():
+        np.testing.assert_array_equal(other.model.arrays()[name], array)
     assert other.epoch == 2 and other.optimizer.step_count == runner.optimizer.step_count
     assert numbers_of(other.history) == numbers_of(runner.history)
     assert other.rng.bit_generator.state == runner.rng.bit_generator.state
@@ -52,8 +56,8 @@ def test_resume_after_epoch_k_equals_the_uninterrupted_run(tiny_data, tmp_path, 
     quiet_train(resumed, capsys)
 
     assert numbers_of(resumed.history) == numbers_of(straight.history)
-    for name, array in model_arrays(straight.model).items():
-        np.testing.assert_array_equal(model_arrays(resumed.model)[name], array)
+    for name, array in straight.model.arrays().items():
+        np.testing.assert_array_equal(resumed.model.arrays()[name], array)
 
 
 def test_resume_classmethod_uses_the_saved_cfg(tiny_data, tmp_path, capsys):
@@ -84,14 +88,14 @@ def saved(tiny_data, tmp_path, capsys):
 
 
 def assert_untouched(runner, before):
-    for name, array in model_arrays(runner.model).items():
+    for name, array in runner.model.arrays().items():
         np.testing.assert_array_equal(array, before[name])
     assert runner.epoch == 0 and runner.optimizer.step_count == 0
 
 
 def fresh_and_copy(cfg):
     runner = Solver(cfg)
-    return runner, {name: array.copy() for name, array in model_arrays(runner.model).items()}
+    return runner, {name: array.copy() for name, array in runner.model.arrays().items()}
 
 
 def test_truncated_file_gives_a_clear_error(tiny_data, saved):
@@ -133,7 +137,7 @@ def test_checkpoint_of_another_model_lists_every_mismatch(tiny_data, saved):
     with pytest.raises(CheckpointError) as info:
         runner.load_checkpoint(saved)
     assert "model/0.W: missing" in str(info.value) and "model/W: in the checkpoint" in str(info.value)
-    for name, array in model_arrays(runner.model).items():
+    for name, array in runner.model.arrays().items():
         np.testing.assert_array_equal(array, before[name])
 
 
@@ -166,3 +170,64 @@ def test_failed_write_keeps_the_previous_checkpoint(tiny_data, tmp_path, capsys,
     with open(path, "rb") as f:
         assert f.read() == before
     assert os.listdir(tmp_path / "saved") == ["run.npz"]
+
+
+# ---- an optimizer's saved state, checked against the optimizer and its model ----------------
+
+def stepped_sgd(model, momentum=0.9):
+    opt = O.SGD(model, 0.1, momentum=momentum)
+    quadratic_steps(model, opt, 2)
+    return opt
+
+
+def with_key(state, key, value):
+    return {**state, key: value}
+
+
+def without_key(state, key):
+    return {k: v for k, v in state.items() if k != key}
+
+
+MISMATCHES = [
+    ("another rule", lambda s: with_key(s, "rule", np.array("Adam")),
+     "saved by 'Adam', this optimizer is SGD"),
+    ("a missing state array", lambda s: without_key(s, "state/b/velocity"),
+     "state/b/velocity: missing"),
+    ("a parameter the model lacks", lambda s: with_key(s, "state/c/velocity", np.zeros(2)),
+     "state/c/velocity: unexpected"),
+    ("another shape", lambda s: with_key(s, "state/b/velocity", np.zeros(3)),
+     r"state/b/velocity: saved as float64 \(3,\), the parameter is float64 \(2,\)"),
+    ("another dtype", lambda s: with_key(s, "state/b/velocity", np.zeros(2, np.float32)),
+     r"state/b/velocity: saved as float32 \(2,\), the parameter is float64 \(2,\)"),
+    ("another momentum", lambda s: with_key(s, "hyperparameters/momentum", np.array(0.5)),
+     "hyperparameters/momentum: 0.5 in the saved state, 0.9 in this optimizer"),
+    ("a negative step count", lambda s: with_key(s, "step_count", np.array(-1)),
+     "step_count must be a non-negative integer"),
+    ("an invalid learning rate", lambda s: with_key(s, "learning_rate", np.array(-0.1)),
+     "invalid learning_rate: -0.1"),
+]
+
+
+@pytest.mark.parametrize("what, corrupt, message", MISMATCHES, ids=[m[0] for m in MISMATCHES])
+def test_a_mismatching_state_is_refused_and_nothing_is_loaded(what, corrupt, message):
+    saved = corrupt(stepped_sgd(quadratic_model()).state_dict())
+    model = quadratic_model()
+    opt = O.SGD(model, 0.1, momentum=0.9)
+    quadratic_steps(model, opt, 1)
+    problems = optimizer_state_problems(opt, saved)
+    assert any(re.search(message, problem) for problem in problems), problems
+
+
+def test_every_mismatch_is_listed_at_once():
+    saved = stepped_sgd(quadratic_model()).state_dict()
+    saved = without_key(with_key(saved, "hyperparameters/momentum", np.array(0.5)),
+                        "state/W/velocity")
+    problems = "\n".join(optimizer_state_problems(O.SGD(quadratic_model(), 0.1, momentum=0.9),
+                                                   saved))
+    assert "state/W/velocity: missing" in problems
+    assert "hyperparameters/momentum: 0.5" in problems
+
+
+def test_a_fitting_state_has_no_problems():
+    saved = stepped_sgd(quadratic_model()).state_dict()
+    assert optimizer_state_problems(O.SGD(quadratic_model(), 0.1, momentum=0.9), saved) == []

@@ -1,14 +1,12 @@
 """The data pipeline: MNIST's splits, every sample once per epoch, batch shapes, preprocessing,
-and background prefetching that changes nothing but where the work runs."""
-import threading
-
+(prefetching is tested beside its plain twin, in test_fast.py)."""
 import numpy as np
 import pytest
 
 from mnistlab import data_home, dataloader
 from conftest import MNIST_ROOT, ROOT, write_dataset
 from mnistlab.dataloader import (DataNotFoundError, Dataloader, Dataset, IterationBatchSampler,
-                        build_dataloader, prefetched, preprocess)
+                                 build_dataloader, preprocess)
 from mnistlab.idx import IDXError
 
 
@@ -162,61 +160,6 @@ def test_impossible_mode_and_val_size(tmp_path):
 def test_num_classes_can_be_read_from_the_labels(tmp_path):
     folder, arrays = write_dataset(tmp_path, num_train=60, num_classes=4)
     assert Dataset(folder, "train", num_classes=None, val_size=5).num_classes == 4
-
-
-def _epochs(loader, count):
-    return [[(x.copy(), y.copy()) for x, y in loader] for _ in range(count)]
-
-
-@pytest.mark.parametrize("prefetch, batch_size, chunk_samples", [
-    (1, 8, 512), (2, 8, 20), (5, 7, 16), (2, 30, 16), (2, 90, 512)])
-def test_prefetching_yields_the_same_batches_in_the_same_order(tmp_path, monkeypatch, prefetch,
-                                                               batch_size, chunk_samples):
-    monkeypatch.setattr(dataloader, "CHUNK_SAMPLES", chunk_samples)
-    folder, _ = write_dataset(tmp_path, num_train=95)
-
-    def loader(depth):
-        return build_dataloader(folder, 3, batch_size, shuffle=True, mode="train",
-                                val_size=5, rng=np.random.default_rng(7), prefetch=depth)
-    plain, ahead = _epochs(loader(0), 3), _epochs(loader(prefetch), 3)
-    assert [len(epoch) for epoch in ahead] == [-(-90 // batch_size)] * 3
-    for epoch_plain, epoch_ahead in zip(plain, ahead):
-        for (x0, y0), (x1, y1) in zip(epoch_plain, epoch_ahead):
-            np.testing.assert_array_equal(x0, x1)
-            np.testing.assert_array_equal(y0, y1)
-
-
-def _prefetch_threads():
-    return [t for t in threading.enumerate() if t.name == "batch-prefetch"]
-
-
-def test_an_error_while_preparing_a_batch_is_raised_at_that_batch():
-    def items():
-        yield 0
-        yield 1
-        raise KeyError("sample 2 is broken")
-
-    seen = []
-    with pytest.raises(KeyError, match="sample 2 is broken"):
-        for item in prefetched(items(), depth=2):
-            seen.append(item)
-    assert seen == [0, 1]
-    assert not _prefetch_threads()
-
-
-def test_stopping_early_stops_the_background_thread():
-    produced = []
-
-    def items():
-        for i in range(1000):
-            produced.append(i)
-            yield i
-
-    batches = prefetched(items(), depth=2)
-    assert [next(batches) for _ in range(3)] == [0, 1, 2]
-    batches.close()
-    assert not _prefetch_threads()
-    assert len(produced) < 10  # it stopped instead of running through the 1000 items
 
 
 @pytest.mark.parametrize("prefetch", [-1, 1.5, True, "2"])

@@ -5,7 +5,7 @@ import pytest
 
 from mnistlab.gradcheck import gradcheck
 from mnistlab.layers import (BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, Layer, Linear,
-                    MaxPool2d, ReLU, col2im, im2col)
+                    MaxPool2d, ReLU)
 
 
 def away_from_zero(rng, shape):
@@ -304,16 +304,6 @@ def test_conv2d_rejects_bad_arguments_and_inputs():
         Conv2d(3, 2, 3).forward(np.zeros((1, 1, 5, 5)))
     with pytest.raises(ValueError, match="smaller than the kernel"):
         Conv2d(1, 2, 5).forward(np.zeros((1, 1, 4, 8)))
-
-
-@pytest.mark.parametrize("stride", [(1, 1), (2, 3)])
-def test_col2im_is_the_adjoint_of_im2col(stride):
-    """<im2col(x), c> == <x, col2im(c)> for all x, c: col2im is exactly im2col transposed."""
-    rng = np.random.default_rng(14)
-    x = rng.standard_normal((2, 3, 8, 9))
-    cols = im2col(x, (3, 2), stride)
-    c = rng.standard_normal(cols.shape)
-    np.testing.assert_allclose(np.sum(cols * c), np.sum(x * col2im(c, x.shape, stride)))
 
 
 # --- MaxPool2d -------------------------------------------------------------------------------

@@ -310,3 +310,82 @@ def test_the_first_layer_skips_the_input_gradient_nobody_uses():
     model.forward(x, y)
     model.gradient_computing()
     assert model.layers[0].backward(np.ones((3, 512))) is None
+
+
+# --- nesting ---------------------------------------------------------------------------------
+
+def nested_model(rng):
+    block = Sequential([Linear(6, 5, rng=rng), ReLU()])
+    inner = Sequential([Linear(5, 4, rng=rng), BatchNorm1d(4), ReLU()])
+    return Sequential([block, inner, Linear(4, 3, rng=rng)])
+
+
+def test_a_sequential_inside_a_sequential_is_a_block_of_layers():
+    rng = np.random.default_rng(21)
+    model = nested_model(rng)
+    assert [name for name, _, _ in model.named_parameters()] == [
+        "0.0.W", "0.0.b", "1.0.W", "1.0.b", "1.1.gamma", "1.1.beta", "2.W", "2.b"]
+    assert [name for name, _ in model.named_buffers()] == ["1.1.running_mean",
+                                                           "1.1.running_var"]
+    # only the outermost first layer skips its input gradient; a nested block inside passes it on
+    assert model.layers[0].layers[0].needs_input_grad is False
+    assert model.layers[1].layers[0].needs_input_grad is True
+    flat = Sequential([model.layers[0].layers[0], ReLU(), *model.layers[1].layers, model.layers[2]])
+    X, y = rng.standard_normal((8, 6)), rng.integers(0, 3, 8)
+    np.testing.assert_array_equal(model.logits(X), flat.logits(X))
+    model.eval()
+    assert not model.layers[1].layers[1].training
+
+
+def test_a_nested_sequential_passes_the_gradient_check():
+    rng = np.random.default_rng(22)
+    model = nested_model(rng)
+    randomize_parameters(model, rng)
+    check_model_gradients(model, *batch(rng, 8, 6, 3))
+
+
+def test_a_nested_sequential_trains():
+    rng = np.random.default_rng(23)
+    centres = np.array([[0.0, 3.0], [3.0, -2.0], [-3.0, -2.0]])
+    y = rng.integers(0, 3, 150)
+    X = centres[y] + 0.5 * rng.standard_normal((150, 2))
+    model = Sequential([Sequential([Linear(2, 16, rng=rng), ReLU()]), Linear(16, 3, rng=rng)])
+    optimizer = SGD(model, learning_rate=0.1, momentum=0.9)
+    for _ in range(100):
+        loss, acc = model.forward(X, y)
+        model.gradient_computing()
+        optimizer.step()
+    assert acc == 1.0
+
+
+# --- state copy and restore ------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["softmax", "mlp_bn"])
+def test_a_model_copies_and_restores_its_own_state(name):
+    rng = np.random.default_rng(24)
+    model = build_model(name, num_input=12, num_classes=3, rng=rng)
+    saved = model.state_dict()
+    assert set(saved) == set(model.arrays())
+    for key, array in model.arrays().items():
+        assert saved[key] is not array
+        array += 1.0
+    model.load_state_dict(saved)
+    for key, array in model.arrays().items():
+        np.testing.assert_array_equal(array, saved[key])
+
+
+def test_a_state_that_does_not_fit_is_refused_whole():
+    model = build_model("mlp_bn", num_input=12, num_classes=3, rng=np.random.default_rng(25))
+    saved = model.state_dict()
+    before = model.state_dict()
+    bad = {**{key: value + 1 for key, value in saved.items()},
+           "model/0.W": np.zeros((2, 2)), "model/extra": np.zeros(1)}
+    del bad["buffer/1.running_var"]
+    with pytest.raises(ValueError) as info:
+        model.load_state_dict(bad, "snapshot")
+    message = str(info.value)
+    assert "model/0.W: snapshot has float64 (2, 2)" in message
+    assert "model/extra: in the snapshot but not in the model" in message
+    assert "buffer/1.running_var: missing from the snapshot" in message
+    for key, array in model.arrays().items():
+        np.testing.assert_array_equal(array, before[key])

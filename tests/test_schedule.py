@@ -138,7 +138,7 @@ INVALID = [
     (lambda: S.CosineLR(0.1, total_epochs=5, min_rate=0.2),
      "invalid min_rate: 0.2; it must be >= 0 and <= 0.1"),
     (lambda: S.CosineLR(0.1, total_epochs=5, warmup_epochs=5),
-     "warmup_epochs=5 leaves no epoch of total_epochs=5"),
+     "warmup_epochs=5 leaves no epoch of the 5-epoch run"),
     (lambda: S.ConstantLR(0.1).rate(-1), "invalid epoch: -1"),
     (lambda: S.ConstantLR(0.1).rate(2.0), "invalid epoch: 2.0"),
     (lambda: S.make_schedule("constant", 0.1, 0), "invalid max_epoch: 0"),

@@ -241,3 +241,45 @@ def test_any_idx_dataset_with_its_own_number_of_classes(tmp_path, capsys):
     assert runner.model.W.shape == (144, 3)
     runner.train()
     assert runner.test()[1] > 0.9
+
+
+def test_a_nan_gradient_with_a_finite_loss_stops_before_the_update(tiny_data, capsys,
+                                                                    monkeypatch):
+    runner = Solver(tiny_cfg(tiny_data, max_epoch=1))
+    original = runner.model.gradient_computing
+    calls = []
+
+    def poison_batch_3():
+        original()
+        calls.append(1)
+        if len(calls) == 4:
+            runner.model.grad_W[0, 0] = np.nan
+    monkeypatch.setattr(runner.model, "gradient_computing", poison_batch_3)
+    before = {}
+
+    def remember_weights():
+        before.update(runner.model.state_dict())
+    monkeypatch.setattr(runner.optimizer, "step", _spy(runner.optimizer.step, remember_weights))
+    with pytest.raises(TrainingDivergedError, match=r"epoch 0, batch 3: the gradient of 'W'"):
+        runner.train()
+    for key, array in runner.model.arrays().items():   # the update of batch 3 never happened
+        np.testing.assert_array_equal(array, before[key])
+    assert all(np.isfinite(state).all() for slots in runner.optimizer.state.values()
+               for state in slots.values())
+
+
+def _spy(function, before_call):
+    def spied(*args, **kwargs):
+        before_call()
+        return function(*args, **kwargs)
+    return spied
+
+
+def test_the_cfg_is_validated_once_per_solver(tiny_data, monkeypatch):
+    from mnistlab import config
+    checks = []
+    original = config.schedule_from_cfg
+    monkeypatch.setattr(config, "schedule_from_cfg",
+                        lambda cfg: checks.append(1) or original(cfg))
+    Solver(tiny_cfg(tiny_data))
+    assert len(checks) == 1   # validate_cfg's one check; the Solver builds from the result

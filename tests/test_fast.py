@@ -1,0 +1,138 @@
+"""Each optimised operation of fast.py equals its plain twin on random inputs: bitwise, or to
+1e-12 in float64 where the order of the sums differs."""
+import threading
+
+import numpy as np
+import pytest
+
+from conftest import write_dataset
+from mnistlab import fast, layers, loss
+from mnistlab.dataloader import build_dataloader
+from mnistlab.fast import col2im, im2col, prefetched
+
+
+# --- softmax cross-entropy -------------------------------------------------------------------
+
+@pytest.mark.parametrize("shape, scale", [((7, 3), 1.0), ((100, 10), 30.0), ((1, 5), 1e3)])
+def test_class_major_softmax_equals_the_plain_one(shape, scale):
+    rng = np.random.default_rng(shape[0])
+    logits = scale * rng.standard_normal(shape)
+    labels = rng.integers(0, shape[1], shape[0])
+    plain_loss, plain_probs = loss.softmax_cross_entropy(logits, labels)
+    fast_loss, fast_probs = fast.softmax_cross_entropy(logits, labels)
+    assert fast_loss == pytest.approx(plain_loss, rel=1e-12, abs=1e-12)
+    np.testing.assert_allclose(fast_probs, plain_probs, rtol=1e-12, atol=1e-15)
+
+
+# --- convolution -----------------------------------------------------------------------------
+
+CONVOLUTIONS = [  # (kernel_size, stride, padding, input shape)
+    (3, 1, 1, (2, 3, 7, 6)), (3, 2, 0, (2, 2, 9, 8)), ((2, 3), (2, 1), (1, 0), (3, 2, 6, 7)),
+    (1, 1, 0, (2, 4, 3, 3))]
+
+
+@pytest.mark.parametrize("kernel_size, stride, padding, shape", CONVOLUTIONS)
+@pytest.mark.parametrize("needs_input_grad", [True, False])
+def test_im2col_convolution_equals_the_plain_one(kernel_size, stride, padding, shape,
+                                                 needs_input_grad):
+    rng = np.random.default_rng(3)
+    plain, quick = (cls(shape[1], 4, kernel_size, stride, padding, rng=np.random.default_rng(1))
+                    for cls in (layers.Conv2d, fast.Conv2d))
+    plain.b[...] = quick.b[...] = rng.standard_normal(plain.b.shape)
+    plain.needs_input_grad = quick.needs_input_grad = needs_input_grad
+    x = rng.standard_normal(shape)
+    out = plain.forward(x)
+    np.testing.assert_allclose(quick.forward(x), out, rtol=1e-12, atol=1e-12)
+    dout = rng.standard_normal(out.shape)
+    dx_plain, dx_quick = plain.backward(dout), quick.backward(dout)
+    if needs_input_grad:
+        np.testing.assert_allclose(dx_quick, dx_plain, rtol=1e-12, atol=1e-12)
+    else:
+        assert dx_plain is None and dx_quick is None
+    np.testing.assert_allclose(quick.grad_W, plain.grad_W, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(quick.grad_b, plain.grad_b, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("stride", [(1, 1), (2, 3)])
+def test_col2im_is_the_adjoint_of_im2col(stride):
+    """<im2col(x), c> == <x, col2im(c)> for all x, c: col2im is exactly im2col transposed."""
+    rng = np.random.default_rng(14)
+    x = rng.standard_normal((2, 3, 8, 9))
+    cols = im2col(x, (3, 2), stride)
+    c = rng.standard_normal(cols.shape)
+    np.testing.assert_allclose(np.sum(cols * c), np.sum(x * col2im(c, x.shape, stride)))
+
+
+
+# --- max pooling -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kernel_size, stride, shape", [
+    (2, 2, (2, 3, 8, 8)), (2, 2, (2, 2, 7, 9)), (3, 2, (2, 3, 9, 7)), (2, 1, (2, 2, 5, 5)),
+    ((2, 3), (1, 2), (1, 2, 6, 7))])
+def test_block_max_pooling_equals_the_plain_one_ties_included(kernel_size, stride, shape):
+    rng = np.random.default_rng(5)
+    x = rng.integers(0, 3, shape).astype(np.float64)   # few values: many ties within windows
+    plain, quick = layers.MaxPool2d(kernel_size, stride), fast.MaxPool2d(kernel_size, stride)
+    out = plain.forward(x)
+    np.testing.assert_array_equal(quick.forward(x), out)
+    dout = rng.standard_normal(out.shape)
+    np.testing.assert_array_equal(quick.backward(dout), plain.backward(dout))
+
+
+# --- prefetched batches ----------------------------------------------------------------------
+
+def _epochs(loader, count):
+    return [[(x.copy(), y.copy()) for x, y in loader] for _ in range(count)]
+
+
+@pytest.mark.parametrize("prefetch, batch_size, chunk_samples", [
+    (1, 8, 512), (2, 8, 20), (5, 7, 16), (2, 30, 16), (2, 90, 512)])
+def test_prefetching_yields_the_same_batches_in_the_same_order(tmp_path, monkeypatch, prefetch,
+                                                               batch_size, chunk_samples):
+    monkeypatch.setattr(fast, "CHUNK_SAMPLES", chunk_samples)
+    folder, _ = write_dataset(tmp_path, num_train=95)
+
+    def loader(depth):
+        return build_dataloader(folder, 3, batch_size, shuffle=True, mode="train",
+                                val_size=5, rng=np.random.default_rng(7), prefetch=depth)
+    plain, ahead = _epochs(loader(0), 3), _epochs(loader(prefetch), 3)
+    assert [len(epoch) for epoch in ahead] == [-(-90 // batch_size)] * 3
+    for epoch_plain, epoch_ahead in zip(plain, ahead):
+        for (x0, y0), (x1, y1) in zip(epoch_plain, epoch_ahead):
+            np.testing.assert_array_equal(x0, x1)
+            np.testing.assert_array_equal(y0, y1)
+
+
+def _prefetch_threads():
+    return [t for t in threading.enumerate() if t.name == "batch-prefetch"]
+
+
+def test_an_error_while_preparing_a_batch_is_raised_at_that_batch():
+    def items():
+        yield 0
+        yield 1
+        raise KeyError("sample 2 is broken")
+
+    seen = []
+    with pytest.raises(KeyError, match="sample 2 is broken"):
+        for item in prefetched(items(), depth=2):
+            seen.append(item)
+    assert seen == [0, 1]
+    assert not _prefetch_threads()
+
+
+def test_stopping_early_stops_the_background_thread():
+    produced = []
+
+    def items():
+        for i in range(1000):
+            produced.append(i)
+            yield i
+
+    batches = prefetched(items(), depth=2)
+    assert [next(batches) for _ in range(3)] == [0, 1, 2]
+    batches.close()
+    assert not _prefetch_threads()
+    assert len(produced) < 10  # it stopped instead of running through the 1000 items
+
+

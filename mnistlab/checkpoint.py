@@ -44,7 +44,8 @@ def optimizer_state_problems(optimizer, saved):
         return [f"step_count must be a non-negative integer scalar, got {step!r}"]
     hyper = {f"hyperparameters/{k}": v for k, v in optimizer.hyperparameters().items()}
     states = ({} if int(step) == 0 else
-              {f"state/{name}/{slot}": param for name, param, _ in optimizer.model.named_parameters()
+              {f"state/{name}/{slot}": param
+               for name, param, _ in optimizer.model.named_parameters()
                for slot in optimizer.state_names()})
     expected = {"rule", "step_count", "learning_rate", *hyper, *states}
     problems = [f"{key}: missing" for key in sorted(expected - set(saved))]

@@ -2,12 +2,12 @@
 (tests/test_fast.py, on random inputs), as the cs231n assignment keeps fast_layers.py beside
 layers.py. Read the plain version first; the training path uses these:
 
-| here                      | plain twin                          | what makes it fast               |
-|---------------------------|-------------------------------------|----------------------------------|
-| softmax_cross_entropy     | loss.softmax_cross_entropy          | class-major layout               |
-| Conv2d                    | layers.Conv2d                       | im2col: one matrix product       |
-| MaxPool2d                 | layers.MaxPool2d                    | contiguous window blocks         |
-| prefetched_batches        | Dataloader without prefetch         | a background thread              |
+| here                   | plain twin                     | what makes it fast          |
+|------------------------|--------------------------------|-----------------------------|
+| softmax_cross_entropy  | loss.softmax_cross_entropy     | class-major layout          |
+| Conv2d                 | layers.Conv2d                  | im2col: one matrix product  |
+| MaxPool2d              | layers.MaxPool2d               | contiguous window blocks    |
+| prefetched_batches     | Dataloader without prefetch    | a background thread         |
 """
 import contextlib
 import queue

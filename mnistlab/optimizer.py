@@ -37,14 +37,10 @@ class NonFiniteGradientError(FloatingPointError):
 
 @dataclass(eq=False, repr=False)
 class Optimizer(HyperparameterChecks):
-    """Base class of every update rule: the parameters and their gradients, weight decay,
-    the state arrays, and checkpoints. A rule names its state arrays in `state_names()` and
-    writes `update(p, g, state)`; `step()` does the rest, identically for every rule.
-
-    Weight decay wd, declared by each rule: added to the gradient as L2 regularisation,
-    g = g + wd * p, or, for a rule with `decoupled_weight_decay = True`, applied to the
-    parameter before its update, p = p - lr * wd * p (Loshchilov & Hutter 2019).
-    """
+    """Base of every update rule: a rule declares its hyper-parameters as fields (weight_decay
+    among them), names its state arrays in `state_names()` and writes `update(p, g, state)`.
+    Weight decay wd enters the gradient, g = g + wd * p, or with `decoupled_weight_decay` the
+    parameter, p = p - lr * wd * p, before the update (Loshchilov & Hutter 2019)."""
 
     model: object = field(repr=False)
     learning_rate: float = hyperparameter()
@@ -52,8 +48,7 @@ class Optimizer(HyperparameterChecks):
 
     def __post_init__(self):
         if not callable(getattr(self.model, "named_parameters", None)):
-            raise TypeError(f"model {self.model!r} has no named_parameters() method; pass a "
-                            "layer or model whose named_parameters() yields (name, param, grad)")
+            raise TypeError(f"{self.model!r} has no named_parameters(): pass a layer or model")
         self.state = {}
         self.step_count = 0
 
@@ -66,8 +61,7 @@ class Optimizer(HyperparameterChecks):
         raise NotImplementedError(f"{type(self).__name__} does not implement update")
 
     def step(self):
-        """Update every parameter in place. Every gradient is checked first, so a missing,
-        misshapen or non-finite gradient leaves the model and the optimizer as they were."""
+        """Update every parameter in place; a bad gradient is refused before anything changes."""
         parameters = list(self._parameters_and_gradients())
         self.step_count += 1
         for name, p, g in parameters:
@@ -80,42 +74,36 @@ class Optimizer(HyperparameterChecks):
             self.update(p, g, state)
 
     def _parameters_and_gradients(self):
-        """Yield (name, param, grad) with grad in param's dtype, or raise naming the parameter."""
+        """Yield (name, param, grad), grad in param's dtype, or raise naming the parameter."""
         seen = set()
         for name, p, g in self.model.named_parameters():
             if name in seen:
-                raise ValueError(f"the model reports two parameters named {name!r}; optimizer "
-                                 "state is kept per name, so parameter names must be unique")
-            seen.add(name)
-            if not isinstance(p, np.ndarray) or p.dtype.kind != "f":
-                raise TypeError(f"parameter {name!r} must be a float numpy array to be updated "
-                                f"in place, got {type(p).__name__}")
+                raise ValueError(f"two parameters named {name!r}: the state is kept per name")
             if g is None:
-                raise ValueError(f"parameter {name!r} has no gradient; run the model's backward "
-                                 "pass before step()")
+                raise ValueError(f"parameter {name!r} has no gradient: run the backward pass first")
             if np.shape(g) != p.shape:
                 raise ValueError(f"the gradient of {name!r} has shape {np.shape(g)} but the "
-                                 f"parameter has shape {p.shape}; they must be equal")
+                                 f"parameter has shape {p.shape}")
             if not np.isfinite(g).all():
                 raise NonFiniteGradientError(f"the gradient of {name!r} holds NaN or infinity")
+            seen.add(name)
             yield name, p, np.asarray(g).astype(p.dtype, copy=False)
 
     def hyperparameters(self):
         """{name: value} of the hyper-parameters beside the learning rate."""
-        return declared_defaults_values(self)
+        names = declared_hyperparameters(type(self), skip=("learning_rate",))
+        return {name: getattr(self, name) for name in names}
 
     def state_dict(self):
-        """Everything needed to continue this optimizer later, as a flat {key: numpy array}:
-        'rule', 'step_count', 'learning_rate', 'hyperparameters/<name>' and
-        'state/<parameter name>/<state name>' (copies), for np.savez(allow_pickle=False)."""
+        """A flat {key: numpy array} for np.savez(allow_pickle=False): 'rule', 'step_count',
+        'learning_rate', 'hyperparameters/<name>', 'state/<parameter>/<state name>' (copies)."""
         saved = {"rule": np.array(type(self).__name__),
                  "step_count": np.array(self.step_count, dtype=np.int64),
                  "learning_rate": np.array(self.learning_rate, dtype=np.float64)}
-        for key, value in self.hyperparameters().items():
-            saved[f"hyperparameters/{key}"] = np.array(value)
-        for name, slots in self.state.items():
-            for key, array in slots.items():
-                saved[f"state/{name}/{key}"] = array.copy()
+        saved.update({f"hyperparameters/{key}": np.array(value)
+                      for key, value in self.hyperparameters().items()})
+        saved.update({f"state/{name}/{key}": array.copy()
+                      for name, slots in self.state.items() for key, array in slots.items()})
         return saved
 
     def load_state_dict(self, saved):
@@ -124,19 +112,12 @@ class Optimizer(HyperparameterChecks):
         self.step_count = int(saved["step_count"])
         self.learning_rate = float(saved["learning_rate"])
         self.state = {}
-        for key in saved:
-            if key.startswith("state/"):
-                name, slot = key[len("state/"):].rsplit("/", 1)
-                self.state.setdefault(name, {})[slot] = np.array(saved[key])
+        for key in (key for key in saved if key.startswith("state/")):
+            name, slot = key[len("state/"):].rsplit("/", 1)   # state/<parameter>/<slot>
+            self.state.setdefault(name, {})[slot] = np.array(saved[key])
 
     def __repr__(self):
         return format_call(self, ["learning_rate", *self.hyperparameters()])
-
-
-def declared_defaults_values(optimizer):
-    """{name: value} of an optimizer's declared hyper-parameters but learning_rate."""
-    return {name: getattr(optimizer, name)
-            for name in declared_hyperparameters(type(optimizer), skip=("learning_rate",))}
 
 
 # ---- the rules ----------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from mnistlab import data_home, dataloader
+from mnistlab import data_home
 from conftest import MNIST_ROOT, ROOT, write_dataset
 from mnistlab.dataloader import (DataNotFoundError, Dataloader, Dataset, IterationBatchSampler,
                                  build_dataloader, preprocess)

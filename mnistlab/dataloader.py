@@ -11,7 +11,7 @@ import os
 import numpy as np
 
 from . import fast
-from .checks import check_count
+from .checks import check_choice, check_count
 from .data_home import (DataNotFoundError, fetch_command, find_data_root, holds_dataset,
                         idx_file_names, search_path)
 from .idx import IDXError, IMAGES_MAGIC, LABELS_MAGIC, read_idx
@@ -116,15 +116,11 @@ class Dataset:
 
     def __init__(self, data_root, mode="train", num_classes=10, dtype=np.float64,
                  preprocessing="center", val_size=DEFAULT_VAL_SIZE):
-        if mode not in SPLITS:
-            raise ValueError(f"mode={mode!r}; it must be one of {SPLITS}")
-        if preprocessing not in PREPROCESSING:
-            raise ValueError(f"preprocessing={preprocessing!r}; it must be one of {PREPROCESSING}")
+        self.mode = check_choice("mode", mode, SPLITS)
+        self.preprocessing = check_choice("preprocessing", preprocessing, PREPROCESSING)
         self.data_root = find_data_root() if data_root is None else data_root
-        self.mode = mode
         self.num_classes = num_classes
         self.dtype = np.dtype(dtype)
-        self.preprocessing = preprocessing
         images, labels, self.image_shape = load_idx_split(
             self.data_root, "t10k" if mode == "test" else "train")
         self.images, labels = self._select_split(images, labels, mode, val_size)

@@ -1,6 +1,8 @@
 """Tracking the best epoch of a run, keeping its weights, and deciding when to stop."""
 import numpy as np
 
+from .checks import check_choice
+
 
 class EarlyStopping:
     """Remembers the best validation metric, the weights that reached it, and the epochs since.
@@ -17,9 +19,7 @@ class EarlyStopping:
     """
 
     def __init__(self, monitor="val_acc", patience=None):
-        if monitor not in ("val_acc", "val_loss"):
-            raise ValueError(f"monitor={monitor!r}; it must be 'val_acc' or 'val_loss'")
-        self.monitor = monitor
+        self.monitor = check_choice("monitor", monitor, ("val_acc", "val_loss"))
         self.patience = patience
         self.best_value = None
         self.best_epoch = None

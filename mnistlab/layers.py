@@ -21,7 +21,7 @@ import math
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .checks import check_count
+from .checks import check_count, check_range
 from .module import Module
 
 
@@ -182,11 +182,8 @@ class _BatchNorm(Layer):
     def __init__(self, num_features, momentum=0.1, eps=1e-5, dtype=np.float64):
         super().__init__()
         self.num_features = check_count("num_features", num_features, 1)
-        if not 0.0 <= momentum <= 1.0:
-            raise ValueError(f"invalid momentum: {momentum!r}; it must be in [0, 1]")
-        if not eps > 0.0:
-            raise ValueError(f"invalid eps: {eps!r}; it must be > 0")
-        self.momentum, self.eps = momentum, eps
+        self.momentum = check_range("momentum", momentum, 0.0, 1.0, high_inclusive=True)
+        self.eps = check_range("eps", eps, 0.0, low_inclusive=False)
         dtype = _float_dtype(dtype)
         shape = (1, self.num_features) + (1,) * (self.input_ndim - 2)
         self.axes = (0,) + tuple(range(2, self.input_ndim))
@@ -285,9 +282,7 @@ class Dropout(Layer):
 
     def __init__(self, p=0.5, rng=None):
         super().__init__()
-        if not 0.0 <= p < 1.0:
-            raise ValueError(f"invalid dropout probability p: {p!r}; it must be in [0, 1)")
-        self.p = p
+        self.p = check_range("p", p, 0.0, 1.0)
         self.rng = np.random.default_rng(rng)
         self.mask = None
 

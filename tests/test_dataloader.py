@@ -151,7 +151,7 @@ def test_labels_outside_num_classes(tmp_path):
 
 def test_impossible_mode_and_val_size(tmp_path):
     folder, _ = write_dataset(tmp_path, num_train=20)
-    with pytest.raises(ValueError, match="mode='valid'"):
+    with pytest.raises(ValueError, match="invalid mode: 'valid'"):
         Dataset(folder, "valid")
     with pytest.raises(ValueError, match="val_size=20"):
         Dataset(folder, "train", val_size=20)

@@ -47,5 +47,5 @@ def test_state_dict_round_trip(model):
 
 
 def test_unknown_monitor_is_refused():
-    with pytest.raises(ValueError, match="monitor='accuracy'"):
+    with pytest.raises(ValueError, match="invalid monitor: 'accuracy'"):
         EarlyStopping("accuracy")

@@ -7,12 +7,14 @@ Keys of an update rule's or a schedule's hyper-parameters default to None, meani
 rule's own default"; giving one the chosen rule does not take (say `beta1` with 'sgd') is an
 error, so a cfg never silently ignores a value.
 """
+import dataclasses
 import numbers
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
-from .checks import did_you_mean
-from .model import MODELS
+from .checks import check_bool, did_you_mean
+from .dataloader import PREPROCESSING, VAL_SPLITS
+from .model import LOSSES, MODELS
 from .optimizer import OPTIMIZERS, make_optimizer, optimizer_hyperparameters
 from .schedule import SCHEDULES, make_schedule, schedule_hyperparameters
 
@@ -100,8 +102,7 @@ OPTIONS = {
     "max_epoch": Option(10, "number of passes over the training set", integer(1)),
     "batch_size": Option(100, "samples per mini-batch", integer(1)),
     "learning_rate": Option(0.01, "step size of the optimizer", real(0, low_open=True, high=None)),
-    "momentum": Option(None, "momentum of 'sgd' or 'rmsprop' (None: the rule's default, 0)",
-                       optional(real(0, 1))),
+    "momentum": Option(None, "momentum of 'sgd' or 'rmsprop' (None: the rule's default, 0)"),
     "display_freq": Option(50, "print the training loss every this many batches", integer(1)),
     # Beyond the assignment.
     "seed": Option(None, "seed of the run's random generator (None: a fresh one each run)",
@@ -113,26 +114,44 @@ OPTIONS = {
     "val_size": Option(5000, "samples at the end of the training file kept for validation",
                        integer(1)),
     "preprocessing": Option("center", "'center': pixels/255 minus the image's mean "
-                            "(the assignment's); 'scale': pixels/255", one_of("center", "scale")),
-    "model": Option("softmax", "'softmax' (the assignment's), 'mlp', 'mlp_bn', 'cnn', or a model "
-                    "object", model_choice),
-    # The update rule and its hyper-parameters (None: the rule's own default).
+                            "(the assignment's); 'scale': pixels/255; 'normalize': "
+                            "(pixels/255 - 0.5) / 0.5, in [-1, 1]", one_of(*PREPROCESSING)),
+    "val_split": Option("last", "'last': the training file's last val_size samples validate; "
+                        "'random': val_size samples drawn with the seed", one_of(*VAL_SPLITS)),
+    "drop_last": Option(False, "leave out the last training batch when it is smaller than "
+                        "batch_size", boolean),
+    "model": Option("softmax", "'softmax' (the assignment's), " + ", ".join(
+                    repr(name) for name in MODELS if name != "softmax") + ", or a model object",
+                    model_choice),
+    "loss": Option("cross_entropy", "the loss: 'cross_entropy' on logits, or a margin loss on "
+                   "the last hidden layer's features: " + ", ".join(
+                       repr(name) for name in LOSSES if name != "cross_entropy"),
+                   one_of(*LOSSES)),
+    "margin": Option(None, "margin m of a margin loss (None: 0.2)", optional(real(0))),
+    "scale": Option(None, "scale s of a margin loss (None: 30)",
+                    optional(real(0, low_open=True))),
+    # The update rule and its hyper-parameters (None: the rule's own default); the rule
+    # checks their values.
     "optimizer": Option("sgd", "update rule: " + ", ".join(OPTIMIZERS), one_of(*OPTIMIZERS)),
-    "weight_decay": Option(None, "L2 weight decay (decoupled for 'adamw')", optional(real(0))),
-    "nesterov": Option(None, "Nesterov momentum for 'sgd'", optional(boolean)),
-    "beta1": Option(None, "first-moment decay of 'adam', 'adamw', 'adamax'", optional(real(0, 1))),
-    "beta2": Option(None, "second-moment decay of 'adam', 'adamw', 'adamax'", optional(real(0, 1))),
-    "alpha": Option(None, "square-average decay of 'rmsprop'", optional(real(0, 1))),
-    "eps": Option(None, "denominator term of the adaptive rules", optional(real(0, low_open=True))),
+    "weight_decay": Option(None, "L2 weight decay (decoupled for 'adamw')"),
+    "nesterov": Option(None, "Nesterov momentum for 'sgd'"),
+    "beta1": Option(None, "first-moment decay of 'adam', 'adamw', 'adamax'"),
+    "beta2": Option(None, "second-moment decay of 'adam', 'adamw', 'adamax'"),
+    "alpha": Option(None, "square-average decay of 'rmsprop'; step-decay power of 'asgd'"),
+    "eps": Option(None, "denominator term of the adaptive rules"),
+    "lambd": Option(None, "decay term of 'asgd'"),
+    "t0": Option(None, "step from which 'asgd' averages"),
+    "eta_minus": Option(None, "step-size factor of 'rprop' after a sign change"),
+    "eta_plus": Option(None, "step-size factor of 'rprop' while the sign holds"),
+    "step_size_min": Option(None, "smallest step size of 'rprop'"),
+    "step_size_max": Option(None, "largest step size of 'rprop'"),
     # The learning-rate schedule, applied per epoch.
     "lr_schedule": Option("constant", "learning-rate schedule: " + ", ".join(SCHEDULES),
                           one_of(*SCHEDULES)),
-    "lr_step_size": Option(None, "epochs between decays of the 'step' schedule",
-                           optional(integer(1))),
-    "lr_gamma": Option(None, "decay factor of the 'step' schedule",
-                       optional(real(0, low_open=True))),
-    "lr_min": Option(None, "final rate of the 'cosine' schedule", optional(real(0))),
-    "warmup_epochs": Option(0, "epochs of linear learning-rate warm-up", integer(0)),
+    "lr_step_size": Option(None, "epochs between decays of the 'step' schedule"),
+    "lr_gamma": Option(None, "decay factor of the 'step' schedule"),
+    "lr_min": Option(None, "final rate of the 'cosine' schedule"),
+    "warmup_epochs": Option(0, "epochs of linear learning-rate warm-up"),
     # Training control.
     "patience": Option(None, "stop after this many epochs without improvement of `monitor`, "
                        "then restore the best epoch's weights (None: never stop early)",
@@ -152,15 +171,21 @@ OPTIONS = {
 
 # cfg key -> keyword of the update rule, and of the schedule.
 OPTIMIZER_KEYS = {key: key for key in
-                  ("momentum", "weight_decay", "nesterov", "beta1", "beta2", "alpha", "eps")}
+                  ("momentum", "weight_decay", "nesterov", "beta1", "beta2", "alpha", "eps",
+                   "lambd", "t0", "eta_minus", "eta_plus", "step_size_min", "step_size_max")}
 SCHEDULE_KEYS = {"lr_step_size": "step_size", "lr_gamma": "gamma", "lr_min": "min_rate",
                  "warmup_epochs": "warmup_epochs"}
 
 
 def takes_boolean(key):
-    """True when cfg key `key` holds True or False (the command line then reads yes/no/1/0)."""
+    """True when cfg key `key` holds True or False (the command line then reads yes/no/1/0):
+    by its own check, or, for an update rule's key, by the rules' declarations."""
     check = OPTIONS[key].check
-    return check is not None and check(True) is None
+    if check is not None:
+        return check(True) is None
+    keyword = OPTIMIZER_KEYS.get(key)
+    return any(field.name == keyword and field.metadata.get("check") is check_bool
+               for rule in OPTIMIZERS.values() for field in dataclasses.fields(rule))
 
 
 def defaults():
@@ -212,6 +237,7 @@ def validate_cfg(cfg):
     full = Cfg({**defaults(), **cfg})
     optimizer_from_cfg(full, _NoParameters())
     schedule_from_cfg(full)
+    loss_kwargs(full)
     return full
 
 
@@ -225,12 +251,32 @@ def optimizer_from_cfg(cfg, model):
 
 
 def schedule_from_cfg(cfg):
-    """The learning-rate schedule of a validated cfg; a value it refuses is a ConfigError."""
+    """The learning-rate schedule of a validated cfg; a value it refuses is a ConfigError
+    naming the cfg key."""
     try:
         return make_schedule(cfg["lr_schedule"], cfg["learning_rate"], cfg["max_epoch"],
                              **schedule_kwargs(cfg))
     except ValueError as exc:
-        raise ConfigError(f"cfg: {exc}") from None
+        message = str(exc)
+        for key, keyword in SCHEDULE_KEYS.items():
+            message = message.replace(f"invalid {keyword}:", f"invalid {key}:")
+        raise ConfigError(f"cfg: {message}") from None
+
+
+def loss_kwargs(cfg):
+    """{margin, scale} of a margin loss (their defaults where cfg leaves them None), or {} for
+    cross-entropy, which takes neither."""
+    if cfg["loss"] == "cross_entropy":
+        for key in ("margin", "scale"):
+            if cfg[key] is not None:
+                raise ConfigError(f"cfg[{key!r}] = {cfg[key]!r} does not apply to the "
+                                  "'cross_entropy' loss; choose a margin loss or remove it")
+        return {}
+    if not isinstance(cfg["model"], str):
+        raise ConfigError(f"cfg['loss'] = {cfg['loss']!r} builds its model by name: give "
+                          "cfg['model'] as a name, or put the margin head in your model object")
+    return {"margin": 0.2 if cfg["margin"] is None else cfg["margin"],
+            "scale": 30.0 if cfg["scale"] is None else cfg["scale"]}
 
 
 def _keywords_for(cfg, keys, accepted, what):

@@ -11,13 +11,14 @@ import os
 import numpy as np
 
 from . import fast
-from .checks import check_choice, check_count
+from .checks import check_bool, check_choice, check_count
 from .data_home import (DataNotFoundError, fetch_command, find_data_root, holds_dataset,
                         idx_file_names, search_path)
 from .idx import IDXError, IMAGES_MAGIC, LABELS_MAGIC, read_idx
 
 SPLITS = ("train", "val", "test")
-PREPROCESSING = ("center", "scale")
+PREPROCESSING = ("center", "scale", "normalize")
+VAL_SPLITS = ("last", "random")
 DEFAULT_VAL_SIZE = 5000
 
 
@@ -78,7 +79,8 @@ def preprocess(images, dtype=np.float64, method="center", pixel_means=None):
         images: (B, D) uint8.
         dtype: float dtype of the result.
         method: 'center' (the assignment's): x = pixels / 255 - mean(pixels / 255) per image;
-            'scale': x = pixels / 255.
+            'scale': x = pixels / 255; 'normalize': x = (pixels / 255 - 0.5) / 0.5, in [-1, 1]
+            (torchvision's Normalize((0.5,), (0.5,)) after ToTensor()).
         pixel_means: (B,) mean pixel value of each image, if already known (saves a pass).
 
     Returns:
@@ -91,6 +93,9 @@ def preprocess(images, dtype=np.float64, method="center", pixel_means=None):
             pixel_means = images.mean(axis=1)
         x -= pixel_means.astype(dtype, copy=False)[:, None]
     x *= dtype.type(1 / 255)
+    if method == "normalize":
+        x -= dtype.type(0.5)
+        x /= dtype.type(0.5)
     return x
 
 
@@ -98,7 +103,9 @@ class Dataset:
     """One split of an MNIST-layout IDX dataset.
 
     'train' is the training file's first N - val_size samples (55,000 for MNIST), 'val' its
-    last val_size (5,000), 'test' the whole t10k file (10,000).
+    last val_size (5,000), 'test' the whole t10k file (10,000). With val_split='random',
+    'val' is instead val_size samples drawn at random with `split_seed`, and 'train' the
+    others: the same images for every Dataset built with that seed, never shared.
 
     Args:
         data_root: folder holding the four IDX files, raw or gzipped; None searches
@@ -107,23 +114,32 @@ class Dataset:
         num_classes: labels must lie in [0, num_classes); None reads it from the labels
             (largest label + 1).
         dtype: float dtype of the images returned.
-        preprocessing: 'center' (default, per-image mean removed) or 'scale'; see `preprocess`.
-        val_size: how many samples at the end of the training file form 'val'.
+        preprocessing: 'center' (default, per-image mean removed), 'scale' or 'normalize';
+            see `preprocess`.
+        val_size: how many samples of the training file form 'val'.
+        val_split: 'last' (default: the training file's last val_size samples) or 'random'.
+        split_seed: seed of the random split (needed for 'random': the 'train' and 'val'
+            Datasets must draw the same split).
 
     `dataset[i]` gives (image (D,), label int); `dataset[indices]` with an integer array
     gives a whole batch at once: (images (B, D), labels (B,)).
     """
 
     def __init__(self, data_root, mode="train", num_classes=10, dtype=np.float64,
-                 preprocessing="center", val_size=DEFAULT_VAL_SIZE):
+                 preprocessing="center", val_size=DEFAULT_VAL_SIZE, val_split="last",
+                 split_seed=None):
         self.mode = check_choice("mode", mode, SPLITS)
+        self.val_split = check_choice("val_split", val_split, VAL_SPLITS)
+        if val_split == "random" and split_seed is None:
+            raise ValueError("val_split='random' needs a split_seed, so that the 'train' and "
+                             "'val' Datasets draw the same split")
         self.preprocessing = check_choice("preprocessing", preprocessing, PREPROCESSING)
         self.data_root = find_data_root() if data_root is None else data_root
         self.num_classes = num_classes
         self.dtype = np.dtype(dtype)
         images, labels, self.image_shape = load_idx_split(
             self.data_root, "t10k" if mode == "test" else "train")
-        self.images, labels = self._select_split(images, labels, mode, val_size)
+        self.images, labels = self._select_split(images, labels, mode, val_size, split_seed)
         self.labels = labels.astype(np.int64)
         if self.num_classes is None:
             self.num_classes = int(self.labels.max()) + 1 if len(self.labels) else 0
@@ -132,14 +148,19 @@ class Dataset:
         self._pixel_means = (self.images.mean(axis=1).astype(self.dtype)
                              if preprocessing == "center" else None)
 
-    def _select_split(self, images, labels, mode, val_size):
+    def _select_split(self, images, labels, mode, val_size, split_seed):
         if mode == "test":
             return images, labels
         if not 0 < val_size < len(images):
             raise ValueError(f"val_size={val_size} but the training file of {self.data_root!r} "
                              f"has {len(images)} samples; val_size must be in [1, {len(images) - 1}]")
-        split = slice(None, len(images) - val_size) if mode == "train" else slice(len(images) - val_size, None)
-        return images[split], labels[split]
+        if self.val_split == "last":
+            first_val = len(images) - val_size
+            split = slice(None, first_val) if mode == "train" else slice(first_val, None)
+            return images[split], labels[split]
+        order = np.random.default_rng(split_seed).permutation(len(images))
+        chosen = np.sort(order[:val_size] if mode == "val" else order[val_size:])
+        return images[chosen], labels[chosen]
 
     def _check_labels(self):
         if len(self.labels) and self.labels.max() >= self.num_classes:
@@ -166,7 +187,8 @@ class IterationBatchSampler:
     """Splits a dataset's indices into batches, anew every epoch.
 
     Every index appears exactly once per epoch; when `batch_size` does not divide the
-    dataset, the last batch is smaller.
+    dataset, the last batch is smaller, or left out with `drop_last` (so that every batch
+    has batch_size samples, as BatchNorm with tiny batches may want).
 
     Args:
         dataset: anything with `len()`.
@@ -175,26 +197,34 @@ class IterationBatchSampler:
         batch_size: samples per batch, >= 1.
         shuffle: draw a new permutation every epoch.
         rng: numpy Generator used for shuffling (a fresh one if None).
+        drop_last: leave out the last batch when it is smaller than batch_size.
     """
 
-    def __init__(self, dataset, max_epoch, batch_size=2, shuffle=True, rng=None):
+    def __init__(self, dataset, max_epoch, batch_size=2, shuffle=True, rng=None,
+                 drop_last=False):
         self.dataset = dataset
         self.batch_size = check_count("batch_size", batch_size, 1)
         self.shuffle = shuffle
         self.rng = np.random.default_rng(rng)
+        self.drop_last = check_bool("drop_last", drop_last)
         self.batch_indices = []
 
     def prepare_epoch_indices(self):
-        """Build this epoch's list of index batches: (batch_size,) arrays, the last possibly shorter."""
+        """Build this epoch's list of index batches: (batch_size,) arrays, the last possibly
+        shorter (unless drop_last)."""
         n = len(self.dataset)
         order = self.rng.permutation(n) if self.shuffle else np.arange(n)
         self.batch_indices = [order[start:start + self.batch_size]
                               for start in range(0, n, self.batch_size)]
+        if self.drop_last and n % self.batch_size:
+            self.batch_indices.pop()
 
     def __iter__(self):
         return iter(self.batch_indices)
 
     def __len__(self):
+        if self.drop_last:
+            return len(self.dataset) // self.batch_size
         return -(-len(self.dataset) // self.batch_size)
 
 
@@ -234,12 +264,14 @@ class Dataloader:
 
 
 def build_dataloader(data_root, max_epoch, batch_size, shuffle=False, mode="train", rng=None,
-                     prefetch=0, **dataset_options):
+                     prefetch=0, drop_last=False, **dataset_options):
     """A Dataloader over split `mode` of the data in `data_root`.
 
-    `dataset_options` go to `Dataset` (num_classes, dtype, preprocessing, val_size); `rng`
-    drives the shuffling; `prefetch` batches are prepared ahead in a background thread.
+    `dataset_options` go to `Dataset` (num_classes, dtype, preprocessing, val_size,
+    val_split, split_seed); `rng` drives the shuffling; `prefetch` batches are prepared ahead
+    in a background thread; `drop_last` leaves out a last, smaller batch.
     """
     dataset = Dataset(data_root, mode, **dataset_options)
-    sampler = IterationBatchSampler(dataset, max_epoch, batch_size, shuffle, rng=rng)
+    sampler = IterationBatchSampler(dataset, max_epoch, batch_size, shuffle, rng=rng,
+                                    drop_last=drop_last)
     return Dataloader(dataset, sampler, prefetch)

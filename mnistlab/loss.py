@@ -13,7 +13,8 @@ training uses fast.softmax_cross_entropy, the same loss on a faster memory layou
 import numpy as np
 
 from . import fast
-from .module import Model
+from .checks import check_range
+from .module import Model, Module
 
 
 def softmax_cross_entropy(logits, labels):
@@ -54,27 +55,38 @@ def accuracy(logits, labels):
     return np.count_nonzero(np.argmax(logits, axis=1) == labels) / len(labels)
 
 
-class SoftmaxCrossEntropyHead:
-    """The loss at the top of every model: softmax cross-entropy on logits, and its gradient.
+def check_labels(labels, num_samples, num_classes):
+    """`labels` as an array, or a ValueError unless they are (N,) integers in [0, C)."""
+    labels = np.asarray(labels)
+    if labels.shape != (num_samples,) or labels.dtype.kind not in "iu":
+        raise ValueError(f"labels must be ({num_samples},) integers to match the batch, got "
+                         f"shape {labels.shape} and dtype {labels.dtype}")
+    if not len(labels):
+        raise ValueError("the batch is empty: Input and labels need at least one sample")
+    if labels.min() < 0 or labels.max() >= num_classes:
+        raise ValueError(f"labels must lie in [0, {num_classes}), got values from "
+                         f"{labels.min()} to {labels.max()}")
+    return labels
+
+
+class SoftmaxCrossEntropyHead(Module):
+    """The loss at the top of a model: softmax cross-entropy on its logits, and the gradient.
 
     `forward(logits, labels)` returns (loss, accuracy) and keeps what `backward()` needs;
-    `backward()` returns dL/dlogits, (N, C).
+    `backward()` returns dL/dlogits, (N, C); `scores(logits)` are the logits themselves.
     """
 
     def __init__(self):
+        super().__init__()
         self.probs = self.labels = None
+
+    def scores(self, logits):
+        """The class scores whose argmax is the prediction: here the logits, (N, C)."""
+        return logits
 
     def forward(self, logits, labels):
         """(loss, acc) of (N, C) logits against (N,) integer labels in [0, C)."""
-        labels = np.asarray(labels)
-        if labels.shape != (len(logits),) or labels.dtype.kind not in "iu":
-            raise ValueError(f"labels must be ({len(logits)},) integers to match the batch, got "
-                             f"shape {labels.shape} and dtype {labels.dtype}")
-        if not len(labels):
-            raise ValueError("the batch is empty: Input and labels need at least one sample")
-        if labels.min() < 0 or labels.max() >= logits.shape[1]:
-            raise ValueError(f"labels must lie in [0, {logits.shape[1]}), got values from "
-                             f"{labels.min()} to {labels.max()}")
+        labels = check_labels(labels, len(logits), logits.shape[1])
         loss, self.probs = fast.softmax_cross_entropy(logits, labels)
         self.labels = labels
         return loss, accuracy(logits, labels)
@@ -84,6 +96,124 @@ class SoftmaxCrossEntropyHead:
         if self.probs is None:
             raise RuntimeError("call forward(Input, labels) before gradient_computing()")
         return softmax_cross_entropy_backward(self.probs, self.labels)
+
+
+# ---- margin losses on cosine scores -------------------------------------------------------------
+
+def _normalise(x, axis):
+    """x / ||x|| along `axis`, and the norms (kept, for the backward pass)."""
+    norms = np.maximum(np.linalg.norm(x, axis=axis, keepdims=True), 1e-12)
+    return x / norms, norms
+
+
+def _normalise_backward(d_unit, unit, norms, axis):
+    """dL/dx from dL/du for u = x / ||x||: (du - u (u . du)) / ||x||, along `axis`."""
+    return (d_unit - unit * np.sum(unit * d_unit, axis=axis, keepdims=True)) / norms
+
+
+class AMSoftmaxHead(Module):
+    """Additive-margin softmax: a cosine classifier whose target score must win by a margin.
+
+    On features f (N, E) (the last hidden layer of a network, an embedding) and class weights
+    W (E, C), both L2-normalised (f per row, W per column):
+
+        cos_ij = f_i . W_j / (||f_i|| ||W_j||)                  (N, C), in [-1, 1]
+        z_ij   = s * (cos_ij - m [j == y_i])                     margin on the target only
+        L      = mean_i -log softmax(z_i)[y_i]                   (loss.softmax_cross_entropy)
+
+    The margin m is a training device only: a sample is predicted by its largest cosine,
+    `scores(f) = s * cos`. Wang, Cheng, Liu & Liu, "Additive Margin Softmax for Face
+    Verification", IEEE Signal Processing Letters 2018 (also CosFace).
+
+    Args:
+        num_features: E.  num_classes: C.
+        margin: m >= 0 (the study used 0.2).  scale: s > 0 (the study used 30).
+        rng: numpy Generator for W (Xavier uniform; its norm does not matter).
+        dtype: float dtype of W.
+    """
+
+    param_names = ("W",)
+
+    def __init__(self, num_features, num_classes, margin=0.2, scale=30.0, rng=None,
+                 dtype=np.float64):
+        super().__init__()
+        self.margin = check_range("margin", margin, 0.0)
+        self.scale = check_range("scale", scale, 0.0, low_inclusive=False)
+        limit = np.sqrt(6.0 / (num_features + num_classes))
+        rng = np.random.default_rng(rng)
+        self.W = rng.uniform(-limit, limit, size=(num_features, num_classes)).astype(dtype)
+        self.cache = None
+
+    def cosines(self, features):
+        """cos (N, C) of every feature row with every class column of W."""
+        unit_f, norm_f = _normalise(features, axis=1)
+        unit_w, norm_w = _normalise(self.W, axis=0)
+        self.cache = (unit_f, norm_f, unit_w, norm_w)
+        return unit_f @ unit_w
+
+    def scores(self, features):
+        """s * cos (N, C): the prediction is the class of the largest cosine."""
+        return self.scale * self.cosines(features)
+
+    def margin_logits(self, cos, labels):
+        """z = s * (cos - m * one_hot(labels)), the logits of the loss."""
+        z = self.scale * cos
+        z[np.arange(len(labels)), labels] -= self.scale * self.margin
+        return z
+
+    def cosine_gradient(self, grad_z):
+        """dL/dcos from dL/dz."""
+        return self.scale * grad_z
+
+    def forward(self, features, labels):
+        """(loss, acc) of features (N, E) against (N,) labels; acc by the largest cosine."""
+        labels = check_labels(labels, len(features), self.W.shape[1])
+        cos = self.cosines(features)
+        self.z = self.margin_logits(cos, labels)
+        self.cos = cos
+        loss, self.probs = fast.softmax_cross_entropy(self.z, labels)
+        self.labels = labels
+        return loss, accuracy(cos, labels)
+
+    def backward(self):
+        """dL/dfeatures (N, E) for the last `forward`; sets grad_W (E, C)."""
+        if self.cache is None:
+            raise RuntimeError("call forward(Input, labels) before gradient_computing()")
+        unit_f, norm_f, unit_w, norm_w = self.cache
+        grad_cos = self.cosine_gradient(softmax_cross_entropy_backward(self.probs, self.labels))
+        self.grad_W = _normalise_backward(unit_f.T @ grad_cos, unit_w, norm_w, axis=0)
+        return _normalise_backward(grad_cos @ unit_w.T, unit_f, norm_f, axis=1)
+
+    def __repr__(self):
+        return (f"{type(self).__name__}(features={self.W.shape[0]}, classes={self.W.shape[1]},"
+                f" margin={self.margin}, scale={self.scale})")
+
+
+class RealAMSoftmaxHead(AMSoftmaxHead):
+    """Real additive-margin softmax: only the classes that break the margin are penalised.
+
+    AM-Softmax's loss is log(1 + sum_{j != y} exp(s (cos_j - cos_y + m))): every class adds
+    to it, even one that already trails the target by more than the margin, so training
+    never stops pulling. The real version puts the margin term through a hinge,
+
+        L_i = log(1 + sum_{j != y_i} exp(s * max(0, cos_ij - cos_iy + m)))
+
+    so a class beyond the margin adds a constant and no gradient. Written as softmax
+    cross-entropy on z with z_iy = 0 and z_ij = s * max(0, cos_ij - cos_iy + m).
+    Li, Nai & Wang, "Real Additive Margin Softmax for Speaker Verification", ICASSP 2022.
+    """
+
+    def margin_logits(self, cos, labels):
+        rows = np.arange(len(labels))
+        self.gap = cos - cos[rows, labels][:, None] + self.margin    # cos_j - cos_y + m
+        self.gap[rows, labels] = 0.0
+        return self.scale * np.maximum(self.gap, 0.0)
+
+    def cosine_gradient(self, grad_z):
+        grad_cos = self.scale * grad_z * (self.gap > 0)   # the hinge passes where gap > 0
+        rows = np.arange(len(self.labels))
+        grad_cos[rows, self.labels] = -grad_cos.sum(axis=1)   # cos_y enters every gap with -1
+        return grad_cos
 
 
 class SoftmaxCrossEntropyLoss(Model):

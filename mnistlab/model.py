@@ -18,7 +18,8 @@ import numpy as np
 from . import fast
 from .checks import check_count, lookup
 from .layers import BatchNorm1d, BatchNorm2d, Flatten, Layer, Linear, ReLU
-from .loss import SoftmaxCrossEntropyHead, SoftmaxCrossEntropyLoss
+from .loss import (AMSoftmaxHead, RealAMSoftmaxHead, SoftmaxCrossEntropyHead,
+                   SoftmaxCrossEntropyLoss)
 from .module import Model
 
 
@@ -43,6 +44,9 @@ class Sequential(Model):
         input_shape: shape of one sample as the first layer wants it, e.g. (1, 28, 28) for a
             convolutional net; each (N, D) batch is then reshaped (as a view) to
             (N,) + input_shape, and D must equal prod(input_shape). None keeps (N, D) rows.
+        head: the loss on the last layer's output: loss.SoftmaxCrossEntropyHead (default) on
+            logits, or a margin head (loss.AMSoftmaxHead, RealAMSoftmaxHead) on an embedding;
+            its parameters are named 'head.<name>'.
 
     Attributes:
         layers: the list of layers.
@@ -52,7 +56,7 @@ class Sequential(Model):
             matches), so a float32 model computes in float32 whatever the data's dtype.
     """
 
-    def __init__(self, layers, input_shape=None):
+    def __init__(self, layers, input_shape=None, head=None):
         super().__init__()
         self.layers = list(layers)
         if not self.layers:
@@ -66,8 +70,8 @@ class Sequential(Model):
         if input_shape is not None:
             self.input_shape = tuple(check_count("input_shape entry", size, 1)
                                      for size in input_shape)
+        self.head = SoftmaxCrossEntropyHead() if head is None else head
         self.dtype = next((param.dtype for _, param, _ in self.named_parameters()), None)
-        self.head = SoftmaxCrossEntropyHead()
 
     @property
     def needs_input_grad(self):
@@ -92,9 +96,18 @@ class Sequential(Model):
                              f"{self.input_shape} needs {math.prod(self.input_shape)}")
         return Input.reshape((len(Input),) + self.input_shape)
 
+    def features(self, Input):
+        """The last layer's output for (N, D) rows, in the current mode: the logits under the
+        softmax cross-entropy head, the embedding under a margin head."""
+        return self.forward_layers(self._prepare(Input))
+
     def logits(self, Input):
         """Class scores: (N, D) -> (N, C), computed in the current mode (train or eval)."""
-        return self.forward_layers(self._prepare(Input))
+        return self.head.scores(self.features(Input))
+
+    def forward(self, Input, labels):
+        """(loss, acc) of a batch, Input (N, D) and labels (N,)."""
+        return self.head.forward(self.features(Input), labels)
 
     def forward_layers(self, x):
         """x through every layer in order (a nested Sequential through its own layers)."""
@@ -120,6 +133,8 @@ class Sequential(Model):
         for index, layer in enumerate(self.layers):
             for name, param, grad in layer.named_parameters():
                 yield f"{index}.{name}", param, grad
+        for name, param, grad in self.head.named_parameters():
+            yield f"head.{name}", param, grad
 
     def named_buffers(self):
         """Yield `(name, array)` for every layer's buffers, named '<index>.<name>'."""
@@ -143,32 +158,36 @@ class Sequential(Model):
     def __repr__(self):
         lines = [f"  ({index}): {layer!r}".replace("\n", "\n  ")
                  for index, layer in enumerate(self.layers)]
-        lines.append("  (head): softmax cross-entropy")
+        head = self.head
+        lines.append("  (head): " + ("softmax cross-entropy"
+                                    if isinstance(head, SoftmaxCrossEntropyHead) else repr(head)))
         shape = "" if self.input_shape is None else f"input_shape={self.input_shape}"
         return f"Sequential({shape}\n" + "\n".join(lines) + "\n)"
 
 
 # --- the model zoo ---------------------------------------------------------------------------
 
-def _dense_stack(sizes, batch_norm, rng, dtype):
+def _dense_stack(sizes, batch_norm, rng, dtype, activation=True):
     """Linear layers sizes[0] -> sizes[1] -> ... -> sizes[-1], each hidden one followed by
-    [BatchNorm1d and] ReLU; the last Linear gives the logits."""
+    [BatchNorm1d and] ReLU (nothing when not `activation`); the last Linear gives the logits."""
     layers = []
     for num_input, num_output in zip(sizes[:-2], sizes[1:-1]):
         layers.append(Linear(num_input, num_output, rng=rng, dtype=dtype))
         if batch_norm:
             layers.append(BatchNorm1d(num_output, dtype=dtype))
-        layers.append(ReLU())
+        if activation:
+            layers.append(ReLU())
     layers.append(Linear(sizes[-2], sizes[-1], rng=rng, dtype=dtype))
     return layers
 
 
 def build_mlp(num_input=784, num_classes=10, hidden=(512, 128), batch_norm=False, rng=None,
-              dtype=np.float64):
+              dtype=np.float64, activation=True):
     """Fully connected net num_input -> hidden... -> num_classes, ReLU after every hidden
-    Linear, with BatchNorm1d between the Linear and its ReLU when `batch_norm`."""
+    Linear, with BatchNorm1d between the Linear and its ReLU when `batch_norm`. With
+    `activation=False` no ReLU at all: a product of linear maps, itself a linear model."""
     sizes = (num_input,) + tuple(hidden) + (num_classes,)
-    return Sequential(_dense_stack(sizes, batch_norm, rng, dtype))
+    return Sequential(_dense_stack(sizes, batch_norm, rng, dtype, activation))
 
 
 def build_cnn(input_shape=(1, 28, 28), num_classes=10, channels=(16, 32), hidden=(392, 196),
@@ -203,6 +222,10 @@ def _mlp_bn(num_input, num_classes, rng, dtype, input_shape):
     return build_mlp(num_input, num_classes, batch_norm=True, rng=rng, dtype=dtype)
 
 
+def _mlp_linear(num_input, num_classes, rng, dtype, input_shape):
+    return build_mlp(num_input, num_classes, activation=False, rng=rng, dtype=dtype)
+
+
 def _cnn(num_input, num_classes, rng, dtype, input_shape):
     if math.prod(input_shape) != num_input:
         raise ValueError(f"input_shape {tuple(input_shape)} holds {math.prod(input_shape)} "
@@ -211,31 +234,50 @@ def _cnn(num_input, num_classes, rng, dtype, input_shape):
 
 
 MODELS = {
-    "softmax": _softmax,   # the assignment's softmax regression, loss.SoftmaxCrossEntropyLoss
-    "mlp": _mlp,           # 784-512-128-10, ReLU
-    "mlp_bn": _mlp_bn,     # the same with BatchNorm1d before each ReLU
-    "cnn": _cnn,           # (conv3x3, BN, ReLU, maxpool) x 2 (16, 32 channels), 1568-392-196-10
+    "softmax": _softmax,         # the assignment's softmax regression, SoftmaxCrossEntropyLoss
+    "mlp": _mlp,                 # 784-512-128-10, ReLU
+    "mlp_bn": _mlp_bn,           # the same with BatchNorm1d before each ReLU
+    "mlp_linear": _mlp_linear,   # 784-512-128-10 with no activation: a deep *linear* model
+    "cnn": _cnn,                 # (conv3x3, BN, ReLU, maxpool) x 2 (16, 32 channels), 1568-392-196-10
 }
+# The loss at the top of a model: cross-entropy on logits, or a margin head on an embedding.
+LOSSES = {"cross_entropy": None, "am_softmax": AMSoftmaxHead,
+          "real_am_softmax": RealAMSoftmaxHead}
 
 
 def build_model(name, num_input=784, num_classes=10, rng=None, dtype=np.float64,
-                input_shape=(1, 28, 28)):
+                input_shape=(1, 28, 28), loss="cross_entropy", margin=0.2, scale=30.0):
     """The model registered in `MODELS` under `name`, freshly initialised.
 
     Args:
-        name: one of MODELS: 'softmax', 'mlp', 'mlp_bn', 'cnn'.
+        name: one of MODELS: 'softmax', 'mlp', 'mlp_bn', 'mlp_linear', 'cnn'.
         num_input: D, the length of an input row.
         num_classes: C.
         rng: numpy Generator drawing every initial weight (a fresh one if None).
         dtype: float dtype of the parameters (and of the computation).
         input_shape: (C, H, W) of one image, used by 'cnn' only; prod must equal num_input.
+        loss: 'cross_entropy', or a margin loss of LOSSES, 'am_softmax' or 'real_am_softmax':
+            the margin head then replaces the last Linear layer and classifies the features
+            of the layer before it (the embedding: 128 values for the MLPs, 196 for the
+            CNN, the pixels themselves for 'softmax').
+        margin, scale: m and s of a margin loss.
 
     Returns:
-        A model with forward(Input, labels), gradient_computing(), named_parameters(), ...
+        A module.Model.
 
     Raises:
-        ValueError: unknown name, suggesting the closest valid one.
+        ValueError: unknown name or loss, suggesting the closest valid one.
     """
     builder = lookup(MODELS, name, "model name")
+    head_class = lookup(LOSSES, loss, "loss")
     rng = np.random.default_rng(rng)
-    return builder(num_input, num_classes, rng, dtype, input_shape)
+    model = builder(num_input, num_classes, rng, dtype, input_shape)
+    if head_class is None:
+        return model
+    if isinstance(model, SoftmaxCrossEntropyLoss):   # the pixels are the embedding
+        layers, num_features, shape = [Flatten()], num_input, None
+    else:
+        layers, num_features, shape = model.layers[:-1], model.layers[-1].W.shape[0], \
+            model.input_shape
+    head = head_class(num_features, num_classes, margin, scale, rng=rng, dtype=dtype)
+    return Sequential(layers, input_shape=shape, head=head)

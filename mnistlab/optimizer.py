@@ -383,10 +383,115 @@ class RMSProp(Optimizer):
         p -= self.learning_rate * step
 
 
+@dataclass(eq=False, repr=False)
+class ASGD(Optimizer):
+    """Averaged SGD, as torch.optim.ASGD: SGD with a decaying step and a running average of
+    the iterates.
+
+        g = g + weight_decay * p                      (L2)
+        eta = lr / (1 + lambd * lr * (t - 1))^alpha   (the step size of step t; eta_1 = lr)
+        mu = 1 / max(1, t - 1 - t0)                   (the averaging weight of step t)
+        p = p * (1 - lambd * eta)
+        p = p - eta * g
+        ax = ax + mu * (p - ax)                       (ax = p while mu = 1, i.e. until t0)
+
+    The average `ax` is kept in the state, and, as in PyTorch, the model trains and is
+    evaluated with p itself; `averaged_parameters()` gives ax for evaluating with the
+    average instead. With the default t0 = 1e6 the averaging starts after a million steps,
+    so on MNIST this is SGD with the slowly decaying step eta and a decay lambd * eta of p.
+    eta and mu are functions of t, so a resumed run continues exactly.
+
+    Args:
+        model: anything with `named_parameters()` yielding (name, param, grad).
+        learning_rate: lr, >= 0 (default 0.01).
+        lambd: decay term, >= 0 (default 1e-4).
+        alpha: power of the step-size decay, >= 0 (default 0.75).
+        t0: the step from which the average starts, >= 0 (default 1e6).
+        weight_decay: L2 coefficient, >= 0 (default 0.0).
+
+    Reference:
+        Polyak & Juditsky, "Acceleration of stochastic approximation by averaging", SIAM J.
+        Control Optim. 30(4), 1992.
+    """
+
+    learning_rate: float = hyperparameter(0.01)
+    lambd: float = hyperparameter(1e-4)
+    alpha: float = hyperparameter(0.75)
+    t0: float = hyperparameter(1e6)
+    weight_decay: float = hyperparameter(0.0)
+
+    def state_names(self):
+        return ("ax",)
+
+    def update(self, p, g, state):
+        t, lr = self.step_count, self.learning_rate
+        eta = lr / (1.0 + self.lambd * lr * (t - 1)) ** self.alpha
+        mu = 1.0 / max(1.0, t - 1 - self.t0)
+        p *= 1.0 - self.lambd * eta
+        p -= eta * g
+        ax = state["ax"]
+        ax += mu * (p - ax)
+
+    def averaged_parameters(self):
+        """{parameter name: ax}, the running averages (copies), to evaluate a model with."""
+        return {name: slots["ax"].copy() for name, slots in self.state.items()}
+
+
+@dataclass(eq=False, repr=False)
+class Rprop(Optimizer):
+    """Rprop, as torch.optim.Rprop: each weight moves by its own step size, against the sign
+    of its gradient; the step grows while the sign holds and shrinks when it flips.
+
+        step starts at lr; g_prev starts at 0
+        if g * g_prev > 0:  step = min(step * eta_plus, step_size_max)
+        if g * g_prev < 0:  step = max(step * eta_minus, step_size_min); g = 0 (no move)
+        p = p - sign(g) * step
+        g_prev = g
+
+    PyTorch's etas = (eta_minus, eta_plus) and step_sizes = (step_size_min, step_size_max).
+    The gradient's size is ignored, only its sign counts, which suits full batches: on small
+    mini-batches the signs are noisy and Rprop hardly converges.
+
+    Args:
+        model: anything with `named_parameters()` yielding (name, param, grad).
+        learning_rate: the initial step size, >= 0 (default 0.01).
+        eta_minus: factor after a sign change, in (0, 1] (default 0.5).
+        eta_plus: factor while the sign holds, >= 1 (default 1.2).
+        step_size_min, step_size_max: bounds of the step size (defaults 1e-6, 50).
+
+    Reference:
+        Riedmiller & Braun, "A direct adaptive method for faster backpropagation learning:
+        the RPROP algorithm", IEEE ICNN 1993.
+    """
+
+    learning_rate: float = hyperparameter(0.01)
+    eta_minus: float = hyperparameter(0.5, low=0.0, high=1.0, low_inclusive=False,
+                                      high_inclusive=True)
+    eta_plus: float = hyperparameter(1.2, low=1.0)
+    step_size_min: float = hyperparameter(1e-6)
+    step_size_max: float = hyperparameter(50.0)
+    weight_decay = 0.0   # PyTorch's Rprop has none
+
+    def state_names(self):
+        return ("step_size", "prev_grad")
+
+    def update(self, p, g, state):
+        step, prev = state["step_size"], state["prev_grad"]
+        if self.step_count == 1:
+            step[...] = self.learning_rate
+        agree = g * prev
+        step[agree > 0] *= self.eta_plus
+        step[agree < 0] *= self.eta_minus
+        np.clip(step, self.step_size_min, self.step_size_max, out=step)
+        g = np.where(agree < 0, 0.0, g).astype(p.dtype, copy=False)
+        p -= np.sign(g) * step
+        prev[...] = g
+
+
 # ---- building a rule by name --------------------------------------------------------------------
 
 OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "adagrad": Adagrad,
-              "rmsprop": RMSProp, "adamax": Adamax}
+              "rmsprop": RMSProp, "adamax": Adamax, "asgd": ASGD, "rprop": Rprop}
 
 
 def optimizer_hyperparameters(name):
@@ -406,7 +511,8 @@ def make_optimizer(name, model, learning_rate, **hyperparameters):
     """Build the rule `name` of OPTIMIZERS for `model`.
 
     Args:
-        name: 'sgd', 'adam', 'adamw', 'adagrad', 'rmsprop' or 'adamax'.
+        name: a key of OPTIMIZERS: 'sgd', 'adam', 'adamw', 'adagrad', 'rmsprop', 'adamax',
+            'asgd' or 'rprop'.
         model: anything with `named_parameters()` yielding (name, param, grad).
         learning_rate: step size, >= 0.
         **hyperparameters: keywords of that rule (see `optimizer_hyperparameters(name)`).

@@ -18,7 +18,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from . import checkpoint, model as models
-from .config import optimizer_from_cfg, schedule_from_cfg, validate_cfg
+from .config import loss_kwargs, optimizer_from_cfg, schedule_from_cfg, validate_cfg
 from .data_home import find_data_root
 from .dataloader import build_dataloader
 from .early_stopping import EarlyStopping
@@ -86,13 +86,19 @@ class Solver:
 
     @staticmethod
     def build_loader(cfg, rng=None):
-        """The (train, val, test) Dataloaders of cfg; only 'train' is shuffled, with `rng`."""
+        """The (train, val, test) Dataloaders of cfg; only 'train' is shuffled, with `rng`,
+        and only 'train' drops a last, smaller batch when cfg['drop_last'] says so."""
         cfg = validate_cfg(cfg)  # returns a cfg the Solver validated as it is
         data_root = find_data_root() if cfg["data_root"] is None else cfg["data_root"]
+        # A random validation split is drawn from the seed itself, not from `rng`, so that
+        # choosing it leaves the initial weights and the shuffling as they were.
+        split_seed = (cfg["seed"] if cfg["seed"] is not None
+                      else np.random.SeedSequence().entropy)
         options = dict(dtype=cfg["dtype"], preprocessing=cfg["preprocessing"],
-                       val_size=cfg["val_size"], prefetch=cfg["prefetch"])
+                       val_size=cfg["val_size"], prefetch=cfg["prefetch"],
+                       val_split=cfg["val_split"], split_seed=split_seed)
         train = build_dataloader(data_root, cfg["max_epoch"], cfg["batch_size"],
-                                 shuffle=True, mode="train", rng=rng,
+                                 shuffle=True, mode="train", rng=rng, drop_last=cfg["drop_last"],
                                  num_classes=cfg["num_classes"], **options)
         num_classes = train.dataset.num_classes  # read from the labels when cfg leaves it None
         val, test = (build_dataloader(data_root, cfg["max_epoch"], cfg["batch_size"],
@@ -107,8 +113,9 @@ class Solver:
         if not isinstance(cfg["model"], str):
             return cfg["model"]
         return models.build_model(cfg["model"], num_input=dataset.images.shape[1],
-                           num_classes=dataset.num_classes, rng=rng, dtype=cfg["dtype"],
-                           input_shape=(1, *dataset.image_shape))
+                                  num_classes=dataset.num_classes, rng=rng, dtype=cfg["dtype"],
+                                  input_shape=(1, *dataset.image_shape), loss=cfg["loss"],
+                                  **loss_kwargs(cfg))
 
     @staticmethod
     def build_optimizer(model, cfg):

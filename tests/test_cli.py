@@ -78,7 +78,7 @@ def test_a_run_prints_the_logs_and_writes_curves_and_metrics(tiny_data, tmp_path
     (["--batch_size", "0"], "cfg['batch_size'] = 0 is impossible"),
     (["--optimizer", "adamm"], "did you mean 'adam'?"),
     (["--model", "mpl"], "did you mean 'mlp'?"),
-    (["--nesterov", "maybe"], "cfg['nesterov'] = 'maybe' is impossible"),
+    (["--nesterov", "maybe"], "invalid nesterov: 'maybe'"),
     (["--data_root", "/no/such/folder"], f"MNIST is in {os.path.join(ROOT, 'data')}"),
 ])
 def test_bad_values_exit_with_a_message(argv, message, capsys):

@@ -35,8 +35,6 @@ def test_unrelated_unknown_key_lists_valid_keys():
     ("learning_rate", 0, r"a number in \(0, inf\)"),
     ("learning_rate", float("nan"), "a number"),
     ("learning_rate", "0.1", "a number"),
-    ("momentum", 1.0, r"a number in \[0, 1\)"),
-    ("momentum", -0.5, r"a number in \[0, 1\)"),
     ("dtype", "float16", "one of 'float64', 'float32'"),
     ("seed", -1, "a whole number >= 0"),
     ("data_root", 3, "a string"),
@@ -45,6 +43,22 @@ def test_unrelated_unknown_key_lists_valid_keys():
 def test_impossible_values_name_key_value_and_rule(key, value, must):
     with pytest.raises(ConfigError, match=rf"cfg\['{key}'\] = .* is impossible: it must be {must}"):
         validate_cfg({key: value})
+
+
+@pytest.mark.parametrize("cfg, message", [
+    ({"momentum": 1.0}, r"cfg: invalid momentum: 1.0; it must be >= 0 and < 1"),
+    ({"momentum": -0.5}, r"cfg: invalid momentum: -0.5"),
+    ({"optimizer": "adam", "beta1": "high"}, r"cfg: invalid beta1: 'high'"),
+    ({"nesterov": "yes", "momentum": 0.9}, r"cfg: invalid nesterov: 'yes'; it must be True or False"),
+    ({"lr_schedule": "step", "lr_step_size": 0}, r"cfg: invalid lr_step_size: 0"),
+    ({"optimizer": "rprop", "eta_plus": 0.5}, r"cfg: invalid eta_plus: 0.5; it must be >= 1"),
+    ({"loss": "am_softmax", "model": "mlp", "margin": -1}, r"cfg\['margin'\] = -1 is impossible"),
+    ({"margin": 0.3}, r"cfg\['margin'\] = 0.3 does not apply to the 'cross_entropy' loss"),
+    ({"val_split": "first"}, r"cfg\['val_split'\] = 'first' is impossible"),
+])
+def test_the_rules_check_their_own_values_and_the_cfg_names_the_key(cfg, message):
+    with pytest.raises(ConfigError, match=message):
+        validate_cfg(cfg)
 
 
 def test_cfg_must_be_a_dict():

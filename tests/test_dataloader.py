@@ -167,3 +167,41 @@ def test_impossible_prefetch_depths(tmp_path, prefetch):
     folder, _ = write_dataset(tmp_path, num_train=20)
     with pytest.raises(ValueError, match="invalid prefetch: .* whole number >= 0"):
         build_dataloader(folder, 1, 4, mode="train", val_size=5, prefetch=prefetch)
+
+
+# --- beyond the assignment: [-1, 1] inputs, a random validation split, dropping the last batch
+
+def test_normalize_maps_pixels_to_minus_one_to_one():
+    images = np.array([[0, 255, 51]], dtype=np.uint8)
+    np.testing.assert_allclose(preprocess(images, method="normalize"), [[-1.0, 1.0, -0.6]],
+                               rtol=1e-12)
+
+
+def test_a_random_validation_split_is_disjoint_complete_and_fixed_by_its_seed(tmp_path):
+    folder, arrays = write_dataset(tmp_path, num_train=60)
+
+    def split(mode, seed):
+        return Dataset(folder, mode, val_size=15, val_split="random", split_seed=seed,
+                       preprocessing="scale")
+    train, val = split("train", 7), split("val", 7)
+    assert (len(train), len(val)) == (45, 15)
+    rows = {tuple(row) for row in train.images} | {tuple(row) for row in val.images}
+    all_rows = {tuple(row) for row in arrays["train"][0].reshape(60, -1)}
+    assert rows == all_rows and len(all_rows) == 60        # every image, once
+    np.testing.assert_array_equal(split("val", 7).images, val.images)
+    assert not np.array_equal(split("val", 8).images, val.images)
+    assert not np.array_equal(val.images, Dataset(folder, "val", val_size=15).images)
+
+
+def test_a_random_split_needs_its_seed(tmp_path):
+    folder, _ = write_dataset(tmp_path, num_train=20)
+    with pytest.raises(ValueError, match="needs a split_seed"):
+        Dataset(folder, "val", val_size=5, val_split="random")
+
+
+@pytest.mark.parametrize("drop_last, lengths", [(False, [16, 16, 8]), (True, [16, 16])])
+def test_drop_last_leaves_out_the_smaller_last_batch(tmp_path, drop_last, lengths):
+    folder, _ = write_dataset(tmp_path, num_train=45)
+    loader = build_dataloader(folder, 1, 16, shuffle=True, mode="train", val_size=5,
+                              rng=np.random.default_rng(0), drop_last=drop_last)
+    assert [len(labels) for _, labels in loader] == lengths and len(loader) == len(lengths)

@@ -97,3 +97,84 @@ def test_named_parameters_follow_reassignment():
     assert layer.parameters_dict()["W"] is layer.W
     layer.trainable = False
     assert list(layer.named_parameters()) == []
+
+
+# --- margin losses ---------------------------------------------------------------------------
+
+from mnistlab.gradcheck import gradcheck  # noqa: E402
+from mnistlab.layers import Linear  # noqa: E402
+from mnistlab.loss import AMSoftmaxHead, RealAMSoftmaxHead  # noqa: E402
+from mnistlab.model import Sequential  # noqa: E402
+
+
+def cosines(features, W):
+    f = features / np.linalg.norm(features, axis=1, keepdims=True)
+    w = W / np.linalg.norm(W, axis=0, keepdims=True)
+    return f @ w
+
+
+def margin_batch(seed=0, n=9, features=6, classes=4):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, features)), rng.integers(0, classes, n)
+
+
+def test_am_softmax_is_cross_entropy_with_the_margin_on_the_target_cosine():
+    features, labels = margin_batch()
+    head = AMSoftmaxHead(6, 4, margin=0.3, scale=5.0, rng=np.random.default_rng(1))
+    loss, acc = head.forward(features, labels)
+    cos = cosines(features, head.W)
+    rows = np.arange(len(labels))
+    target = np.exp(5.0 * (cos[rows, labels] - 0.3))
+    others = np.exp(5.0 * cos).sum(axis=1) - np.exp(5.0 * cos[rows, labels])
+    assert loss == pytest.approx(np.mean(-np.log(target / (target + others))), rel=1e-12)
+    assert acc == np.mean(cos.argmax(axis=1) == labels)
+
+
+def test_real_am_softmax_penalises_only_the_classes_inside_the_margin():
+    features, labels = margin_batch(seed=2)
+    head = RealAMSoftmaxHead(6, 4, margin=0.3, scale=5.0, rng=np.random.default_rng(3))
+    loss, _ = head.forward(features, labels)
+    cos = cosines(features, head.W)
+    rows = np.arange(len(labels))
+    gaps = np.maximum(cos - cos[rows, labels][:, None] + 0.3, 0.0)
+    gaps[rows, labels] = -np.inf   # the sum runs over j != y
+    assert loss == pytest.approx(np.mean(np.log1p(np.exp(5.0 * gaps).sum(axis=1))), rel=1e-12)
+
+
+def test_a_sample_past_the_margin_for_every_class_gets_no_real_am_gradient():
+    head = RealAMSoftmaxHead(2, 3, margin=0.2, scale=10.0)
+    head.W = np.array([[1.0, -1.0, 0.0], [0.0, 0.0, 1.0]])
+    features, labels = np.array([[3.0, 0.1]]), np.array([0])   # cos 0.999 vs -0.999 and 0.03
+    head.forward(features, labels)
+    assert np.all(head.backward() == 0) and np.all(head.grad_W == 0)
+    am = AMSoftmaxHead(2, 3, margin=0.2, scale=10.0)
+    am.W = head.W.copy()
+    am.forward(features, labels)
+    assert np.abs(am.backward()).max() > 0   # AM-Softmax keeps pulling
+
+
+@pytest.mark.parametrize("head_class", [AMSoftmaxHead, RealAMSoftmaxHead])
+def test_margin_heads_pass_the_gradient_check(head_class):
+    rng = np.random.default_rng(4)
+    model = Sequential([Linear(5, 6, rng=rng)],
+                       head=head_class(6, 4, margin=0.25, scale=4.0, rng=rng))
+    model.layers[0].needs_input_grad = True
+    errors = gradcheck(model, rng.standard_normal((8, 5)), rng.integers(0, 4, 8))
+    assert set(errors) == {"0.W", "0.b", "head.W"}
+
+
+def test_margin_models_predict_by_the_cosine_without_the_margin():
+    rng = np.random.default_rng(5)
+    head = AMSoftmaxHead(6, 4, margin=0.9, scale=3.0, rng=rng)
+    model = Sequential([Linear(5, 6, rng=rng)], head=head)
+    X = rng.standard_normal((10, 5))
+    cos = cosines(model.features(X), head.W)
+    np.testing.assert_array_equal(model.predict(X), cos.argmax(axis=1))
+    np.testing.assert_allclose(model.logits(X), 3.0 * cos, rtol=1e-12)
+
+
+@pytest.mark.parametrize("kwargs, message", [({"margin": -0.1}, "invalid margin"),
+                                             ({"scale": 0}, "invalid scale")])
+def test_impossible_margins_and_scales_are_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        AMSoftmaxHead(3, 2, **kwargs)

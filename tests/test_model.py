@@ -252,7 +252,7 @@ def test_eval_mode_makes_predictions_independent_of_the_batch():
 # --- registry --------------------------------------------------------------------------------
 
 def test_registry_names():
-    assert set(MODELS) == {"softmax", "mlp", "mlp_bn", "cnn"}
+    assert set(MODELS) == {"softmax", "mlp", "mlp_bn", "mlp_linear", "cnn"}
 
 
 def test_softmax_is_the_assignment_model():
@@ -263,7 +263,7 @@ def test_softmax_is_the_assignment_model():
 
 @pytest.mark.parametrize("name, hint", [("mlp-bn", "did you mean 'mlp_bn'?"),
                                         ("cnns", "did you mean 'cnn'?"),
-                                        ("resnet", "Valid: cnn, mlp, mlp_bn, softmax")])
+                                        ("resnet", "Valid: cnn, mlp, mlp_bn, mlp_linear, softmax")])
 def test_unknown_model_name_suggests_the_closest(name, hint):
     with pytest.raises(ValueError, match=f"unknown model name '{name}'") as error:
         build_model(name)
@@ -389,3 +389,26 @@ def test_a_state_that_does_not_fit_is_refused_whole():
     assert "buffer/1.running_var: missing from the snapshot" in message
     for key, array in model.arrays().items():
         np.testing.assert_array_equal(array, before[key])
+
+
+# --- the studies' models ---------------------------------------------------------------------
+
+def test_the_deep_linear_net_has_three_linear_layers_and_nothing_else():
+    model = build_model("mlp_linear", rng=np.random.default_rng(30))
+    assert [type(layer).__name__ for layer in model.layers] == ["Linear"] * 3
+    assert [layer.W.shape for layer in model.layers] == [(784, 512), (512, 128), (128, 10)]
+
+
+@pytest.mark.parametrize("name, features", [("mlp_bn", 128), ("cnn", 196), ("softmax", 784)])
+def test_a_margin_loss_replaces_the_last_linear_layer_by_a_cosine_head(name, features):
+    model = build_model(name, rng=np.random.default_rng(31), loss="am_softmax", margin=0.3,
+                        scale=20.0)
+    assert model.head.W.shape == (features, 10)
+    assert (model.head.margin, model.head.scale) == (0.3, 20.0)
+    names = [param_name for param_name, _, _ in model.named_parameters()]
+    assert names[-1] == "head.W" and names.count("head.W") == 1
+
+
+def test_an_unknown_loss_suggests_the_closest():
+    with pytest.raises(ValueError, match="unknown loss 'am_sofmax'; did you mean 'am_softmax'"):
+        build_model("mlp", loss="am_sofmax")

@@ -235,7 +235,7 @@ def test_every_rule_minimises_an_ill_conditioned_quadratic(name, learning_rate, 
 # Hyper-parameters under which every rule keeps state.
 STATEFUL = [("sgd", {"momentum": 0.9}), ("sgd", {"momentum": 0.9, "nesterov": True}),
             ("adam", {}), ("adamw", {}), ("adagrad", {}), ("rmsprop", {"momentum": 0.5}),
-            ("adamax", {})]
+            ("adamax", {}), ("asgd", {"t0": 2}), ("rprop", {})]
 
 
 @pytest.mark.parametrize("name, hyperparameters", STATEFUL)
@@ -263,8 +263,9 @@ def test_state_is_kept_per_parameter_name_never_shared(name, hyperparameters):
 def test_float32_parameters_and_state_stay_float32(name, hyperparameters):
     p32 = FakeModel(p=np.array(P0, dtype=np.float32))
     p64 = FakeModel(p=np.array(P0))
-    opt32 = O.make_optimizer(name, p32, 0.1, weight_decay=0.01, **hyperparameters)
-    opt64 = O.make_optimizer(name, p64, 0.1, weight_decay=0.01, **hyperparameters)
+    decay = {"weight_decay": 0.01} if "weight_decay" in O.optimizer_hyperparameters(name) else {}
+    opt32 = O.make_optimizer(name, p32, 0.1, **decay, **hyperparameters)
+    opt64 = O.make_optimizer(name, p64, 0.1, **decay, **hyperparameters)
     for grad in GRADS:
         p32.grads["p"] = np.array(grad)                # a float64 gradient
         p64.grads["p"] = np.array(grad)
@@ -462,7 +463,7 @@ def test_an_unknown_optimizer_name_lists_the_valid_ones_and_suggests_one():
         O.make_optimizer("rmsprob", FakeModel(p=np.zeros(2)), 0.1)
     message = str(error.value)
     assert "unknown optimizer 'rmsprob'; did you mean 'rmsprop'?" in message
-    assert "adagrad, adam, adamax, adamw, rmsprop, sgd" in message
+    assert "adagrad, adam, adamax, adamw, asgd, rmsprop, rprop, sgd" in message
     with pytest.raises(ValueError, match="unknown optimizer 'lbfgs'"):
         O.optimizer_hyperparameters("lbfgs")
 
@@ -492,3 +493,43 @@ def test_a_rule_declares_its_hyperparameters_once_and_the_signature_follows():
     assert inspect.signature(O.SGD).parameters["learning_rate"].default is inspect.Parameter.empty
     assert inspect.signature(O.Adamax).parameters["learning_rate"].default == 0.002
     assert inspect.signature(O.AdamW).parameters["weight_decay"].default == 0.01
+
+
+# ---- ASGD and Rprop, PyTorch's semantics ------------------------------------------------------
+
+def test_asgd_decays_its_step_and_averages_after_t0():
+    # eta_t = 0.1 / (1 + 0.1 * 0.1 * (t - 1))^0.5; p = p (1 - 0.1 eta) - eta g; t0 = 1:
+    # mu_1 = mu_2 = 1 (ax = p), mu_3 = 1 / (3 - 1 - 1) = 1, mu_4 = 1/2
+    etas = [0.1 / (1 + 0.01 * (t - 1)) ** 0.5 for t in (1, 2, 3, 4)]
+    grads = [np.array(g) for g in GRADS] + [np.array([0.5, 0.5])]
+    p = np.array(P0)
+    expected = []
+    for eta, g in zip(etas, grads):
+        p = p * (1 - 0.1 * eta) - eta * g
+        expected.append(p.copy())
+    model = FakeModel(p=np.array(P0))
+    opt = O.ASGD(model, learning_rate=0.1, lambd=0.1, alpha=0.5, t0=1)
+    for step, g in enumerate(grads):
+        model.grads["p"] = g
+        opt.step()
+        np.testing.assert_allclose(model.params["p"], expected[step], rtol=1e-13)
+    np.testing.assert_allclose(opt.averaged_parameters()["p"],
+                               expected[2] + 0.5 * (expected[3] - expected[2]), rtol=1e-13)
+
+
+def test_rprop_grows_the_step_while_the_sign_holds_and_skips_a_flip():
+    # step starts at 0.1; g1 moves by -sign(g1) * 0.1
+    # g2 = [0.25, 2.0]: sign kept for p0 (step 0.12), flipped for p1 (step 0.05, no move)
+    # g3 = [-1.0, 0.5]: flipped for p0 (step 0.06, no move); p1's previous g was zeroed,
+    #                   so its step stays 0.05 and it moves by -0.05
+    assert_trajectory(three_steps(O.Rprop, learning_rate=0.1), [
+        [0.9, -1.9], [0.78, -1.9], [0.78, -1.95]])
+
+
+def test_rprop_keeps_its_step_sizes_within_bounds():
+    model = FakeModel(p=np.array([0.0]))
+    opt = O.Rprop(model, learning_rate=1.0, step_size_max=1.5, step_size_min=0.4)
+    for g in [1.0, 1.0, 1.0, -1.0, 1.0, -1.0]:
+        model.grads["p"] = np.array([g])
+        opt.step()
+        assert 0.4 <= opt.state["p"]["step_size"][0] <= 1.5

@@ -283,3 +283,30 @@ def test_the_cfg_is_validated_once_per_solver(tiny_data, monkeypatch):
                         lambda cfg: checks.append(1) or original(cfg))
     Solver(tiny_cfg(tiny_data))
     assert len(checks) == 1   # validate_cfg's one check; the Solver builds from the result
+
+
+@pytest.mark.parametrize("loss", ["am_softmax", "real_am_softmax"])
+def test_margin_losses_train_end_to_end(tiny_data, capsys, loss):
+    runner = Solver(tiny_cfg(tiny_data, model="mlp", loss=loss, margin=0.2, scale=10.0,
+                             max_epoch=4, learning_rate=0.05, preprocessing="normalize"))
+    runner.train()
+    assert runner.history.val_acc[-1] > 0.9
+    assert runner.test()[1] > 0.9
+
+
+def test_a_random_validation_split_is_drawn_from_the_seed_not_the_run_rng(tiny_data, capsys):
+    last = Solver(tiny_cfg(tiny_data, seed=4))
+    random = Solver(tiny_cfg(tiny_data, seed=4, val_split="random"))
+    np.testing.assert_array_equal(last.model.W, random.model.W)   # same initial weights
+    assert not np.array_equal(last.val_loader.dataset.images, random.val_loader.dataset.images)
+    again = Solver(tiny_cfg(tiny_data, seed=4, val_split="random"))
+    np.testing.assert_array_equal(again.val_loader.dataset.images,
+                                  random.val_loader.dataset.images)
+
+
+@pytest.mark.parametrize("optimizer", ["asgd", "rprop"])
+def test_asgd_and_rprop_train_from_the_cfg(tiny_data, capsys, optimizer):
+    runner = Solver(tiny_cfg(tiny_data, optimizer=optimizer, momentum=None,
+                             learning_rate=0.01 if optimizer == "asgd" else 0.001))
+    runner.train()
+    assert runner.history.val_acc[-1] > 0.8

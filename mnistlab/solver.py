@@ -18,6 +18,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from . import checkpoint, model as models
+from .checks import check_count
 from .config import loss_kwargs, optimizer_from_cfg, schedule_from_cfg, validate_cfg
 from .data_home import find_data_root
 from .dataloader import build_dataloader
@@ -124,11 +125,15 @@ class Solver:
 
     # ---- training ----
 
-    def train(self):
+    def train(self, until_epoch=None):
         """Train until `max_epoch` epochs are done (or early stopping), validating after each.
 
         Ctrl-C stops training cleanly: the epochs completed so far stay in the history (and,
         with `checkpoint_dir`, on disk), and train() returns normally.
+
+        Args:
+            until_epoch: stop once this many epochs are done (at most max_epoch), to look at
+                the model part-way; a later train() continues exactly where it stopped.
 
         Returns:
             (loss_list, acc_list): the average training loss and accuracy of every epoch.
@@ -137,16 +142,22 @@ class Solver:
             TrainingDivergedError: the loss, a gradient or a parameter became NaN or infinite.
         """
         self.interrupted = False
+        last_epoch = self.cfg["max_epoch"]
+        if until_epoch is not None:
+            last_epoch = min(check_count("until_epoch", until_epoch, 0), last_epoch)
         try:
             # Overflow shows up as NaN/inf, which _step turns into a clear error.
             with self._blas_threads(), np.errstate(over="ignore", invalid="ignore"):
-                while self.epoch < self.cfg["max_epoch"] and not self.early_stopping.should_stop:
+                while self.epoch < last_epoch and not self.early_stopping.should_stop:
                     self._run_epoch()
         except KeyboardInterrupt:
             self.interrupted = True
             print(f"Training interrupted during epoch {self.epoch}: the history keeps the "
                   f"{len(self.history)} completed epochs.")
-        if self.cfg["patience"] is not None and self.early_stopping.best_epoch is not None:
+        finished = (self.epoch >= self.cfg["max_epoch"] or self.early_stopping.should_stop
+                    or self.interrupted)
+        if (finished and self.cfg["patience"] is not None
+                and self.early_stopping.best_epoch is not None):
             self.early_stopping.restore_best(self.model)
             print(f"Restored the weights of epoch {self.early_stopping.best_epoch}, the best by "
                   f"{self.cfg['monitor']} ({self.early_stopping.best_value:.4f}).")

@@ -310,3 +310,14 @@ def test_asgd_and_rprop_train_from_the_cfg(tiny_data, capsys, optimizer):
                              learning_rate=0.01 if optimizer == "asgd" else 0.001))
     runner.train()
     assert runner.history.val_acc[-1] > 0.8
+
+
+def test_training_in_parts_equals_training_at_once(tiny_data, capsys):
+    whole = Solver(tiny_cfg(tiny_data, max_epoch=4))
+    whole.train()
+    parts = Solver(tiny_cfg(tiny_data, max_epoch=4))
+    for until in (1, 3, 3, 9):
+        parts.train(until_epoch=until)
+        assert parts.epoch == min(until, 4)
+    assert parts.history.val_acc == whole.history.val_acc
+    np.testing.assert_array_equal(parts.model.W, whole.model.W)

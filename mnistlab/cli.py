@@ -10,23 +10,33 @@ to the output folder:
     metrics.json                       cfg, final metrics and the whole history
     curves_loss.png, curves_acc.png    training curves
 
-Exit status: 0 done, 2 bad input (cfg, data), 3 training diverged, 130 interrupted by Ctrl-C
-(after writing what the completed epochs give).
+The output folder (and cfg['checkpoint_dir']) is created and probed before training: a
+folder, writable, with some free space; a run never trains for an hour to fail at the end.
+metrics.json is written before the pictures.
+
+Exit status: 0 done, 1 an output cannot be written (or another error of the system: a full
+disk, no memory), 2 bad input (cfg, data, checkpoint), 3 training diverged, 130 interrupted
+by Ctrl-C (after writing what the completed epochs give). Every error is one line on stderr,
+never a traceback.
 """
 import argparse
-import json
+import contextlib
 import os
 import sys
 import time
 
 from .checks import did_you_mean
-from .config import OPTIONS, takes_boolean
-from .fileio import write_json
+from .config import (MAX_CONFIG_BYTES, MAX_CONFIG_DEPTH, OPTIONS, ConfigError, takes_boolean,
+                     validate_cfg)
+from .fileio import (OutputError, describe_write_error, loads_json, prepare_output_dir,
+                     read_at_most, write_json)
 
+EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_DIVERGED = 3
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for a command ended by Ctrl-C
 BOOLEAN_WORDS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+OUT_FREE_BYTES = 4 << 20  # metrics.json and two PNG figures take a few hundred KB
 
 
 def parse_value(text):
@@ -34,8 +44,8 @@ def parse_value(text):
     if text.lower() == "none":
         return None
     try:
-        return json.loads(text)
-    except json.JSONDecodeError:
+        return loads_json(text, MAX_CONFIG_DEPTH)
+    except ValueError:  # not JSON, too deep, an integer of thousands of digits: the text
         return text
 
 
@@ -72,23 +82,27 @@ def unknown_flag_message(flag):
 
 
 def read_config_file(path):
-    """The cfg dict held by the JSON file at `path`.
+    """The cfg dict held by the JSON file at `path`: at most MAX_CONFIG_BYTES, nested at most
+    MAX_CONFIG_DEPTH deep (config.py). A pipe works too (`--config <(...)`).
 
     Raises:
-        ValueError: naming the file, and the line and column of invalid JSON.
-        OSError: the file cannot be read.
+        ConfigError: naming the file, and what is wrong (the line and column of invalid JSON).
+        OSError: the file cannot be opened.
     """
-    with open(path, encoding="utf-8") as f:
-        try:
-            cfg = json.load(f)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"--config {path}: invalid JSON at line {exc.lineno}, column "
-                             f"{exc.colno}: {exc.msg}") from None
-        except UnicodeDecodeError:
-            raise ValueError(f"--config {path}: not a UTF-8 text file") from None
+    with open(path, "rb") as f:
+        data = read_at_most(f, MAX_CONFIG_BYTES + 1)
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"--config {path}: larger than {MAX_CONFIG_BYTES} bytes; a cfg file "
+                          "holds a JSON object of a few dozen keys")
+    try:
+        cfg = loads_json(data.decode("utf-8"), MAX_CONFIG_DEPTH)
+    except UnicodeDecodeError:
+        raise ConfigError(f"--config {path}: not a UTF-8 text file") from None
+    except ValueError as exc:
+        raise ConfigError(f"--config {path}: {exc}") from None
     if not isinstance(cfg, dict):
-        raise ValueError(f"--config {path} must hold a JSON object of cfg keys, not "
-                         f"{type(cfg).__name__}")
+        raise ConfigError(f"--config {path} must hold a JSON object of cfg keys, not "
+                          f"{type(cfg).__name__}")
     return cfg
 
 
@@ -113,13 +127,25 @@ def write_outputs(out, runner, test_metrics):
                "cfg": {k: (v if isinstance(v, (str, int, float, bool, type(None))) else repr(v))
                        for k, v in runner.cfg.items()},
                "history": history.as_dict()}
-    write_json(os.path.join(out, "metrics.json"), metrics)
+    _written(write_json, os.path.join(out, "metrics.json"), metrics)
     if not len(history):
         return
     loss_fig, acc_fig = plot_loss_and_acc({"train": [history.train_loss, history.train_acc],
                                            "validation": [history.val_loss, history.val_acc]})
-    save_figure(loss_fig, os.path.join(out, "curves_loss.png"))
-    save_figure(acc_fig, os.path.join(out, "curves_acc.png"))
+    _written(save_figure, loss_fig, os.path.join(out, "curves_loss.png"))
+    _written(save_figure, acc_fig, os.path.join(out, "curves_acc.png"))
+
+
+def _written(write, *args):
+    """Call write(*args), which writes the path among args atomically; an OSError becomes an
+    OutputError naming that path."""
+    path = next(arg for arg in args if isinstance(arg, str))
+    try:
+        write(*args)
+    except OutputError:
+        raise
+    except OSError as exc:
+        raise describe_write_error(path, exc) from None
 
 
 def main(argv=None, prog="mnistlab"):
@@ -129,6 +155,26 @@ def main(argv=None, prog="mnistlab"):
     except KeyboardInterrupt:
         print("Interrupted.", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except MemoryError:
+        print("error: out of memory: choose a smaller model, batch_size or prefetch",
+              file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _error(exc):
+    """Print `exc` as one line on stderr."""
+    print(f"error: {exc}", file=sys.stderr)
+
+
+def _write_completed(out, runner, why):
+    """Write the completed epochs' outputs after training stopped early, if possible."""
+    try:
+        write_outputs(out, runner, (None, None))
+    except OSError as exc:
+        _error(exc)
+    else:
+        print(f"The {len(runner.history)} completed epochs are written to {out}/ ({why}, not "
+              "tested).", file=sys.stderr)
 
 
 def _run(argv, prog):
@@ -141,24 +187,38 @@ def _run(argv, prog):
     if unknown:
         parser.error(unknown_flag_message(unknown[0]))
     out = args.out or os.path.join("runs", time.strftime("%Y%m%d-%H%M%S"))
+    created = not os.path.lexists(out)
     try:
-        runner = Solver(read_cfg(args))
+        cfg = validate_cfg(read_cfg(args))
+        prepare_output_dir(out, "--out", OUT_FREE_BYTES)
+        runner = Solver(cfg)
     except (ValueError, DataNotFoundError, IDXError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        if created:  # leave no empty output folder behind
+            with contextlib.suppress(OSError):
+                os.rmdir(out)
+        _error(exc)
+        bad_input = (isinstance(exc, (ValueError, DataNotFoundError, IDXError))
+                     and not isinstance(exc, OutputError))
+        return EXIT_BAD_INPUT if bad_input else EXIT_FAILED
     try:
         runner.train()
     except TrainingDivergedError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _error(exc)
         return EXIT_DIVERGED
+    except OSError as exc:  # a checkpoint could not be written: the last good one is kept
+        _error(exc)
+        _write_completed(out, runner, "training stopped")
+        return EXIT_FAILED
     if runner.interrupted:
-        write_outputs(out, runner, (None, None))
-        print(f"The {len(runner.history)} completed epochs are written to {out}/ (not tested).",
-              file=sys.stderr)
+        _write_completed(out, runner, "interrupted")
         return EXIT_INTERRUPTED
     test_loss, test_acc = runner.test()
     print("Final test accuracy {:.4f}".format(test_acc))
-    write_outputs(out, runner, (test_loss, test_acc))
+    try:
+        write_outputs(out, runner, (test_loss, test_acc))
+    except OSError as exc:
+        _error(exc)
+        return EXIT_FAILED
     print(f"Curves and metrics written to {out}/")
     return 0
 

@@ -23,6 +23,16 @@ class ConfigError(ValueError):
     """A cfg key is unknown or its value impossible."""
 
 
+# Limits: every bound on a cfg, and on the JSON a cfg is read from, in one place.
+MAX_NUM_CLASSES = 256      # IDX labels are unsigned bytes: at most 256 classes can occur
+MAX_EPOCH = 1_000_000      # also bounds the history a checkpoint may hold
+MAX_PREFETCH = 64          # batches prepared ahead: memory grows with it
+MAX_BLAS_THREADS = 1024
+MAX_TEXT_LENGTH = 4096     # a path (data_root, checkpoint_dir)
+MAX_CONFIG_BYTES = 1 << 16  # a --config file or a checkpoint's cfg (a whole cfg is ~2 KB)
+MAX_CONFIG_DEPTH = 4       # nesting of a cfg's JSON; its values are scalars, depth 1 suffices
+
+
 @dataclass(frozen=True)
 class Option:
     """One cfg key: its default, a one-line description, and a check of its values.
@@ -42,9 +52,12 @@ def _is_real(value):
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
-def integer(minimum):
-    """Check: a whole number >= minimum."""
-    return lambda v: None if _is_int(v) and v >= minimum else f"a whole number >= {minimum}"
+def integer(minimum, maximum=None):
+    """Check: a whole number >= minimum (and <= maximum, if given)."""
+    if maximum is None:
+        return lambda v: None if _is_int(v) and v >= minimum else f"a whole number >= {minimum}"
+    return lambda v: (None if _is_int(v) and minimum <= v <= maximum
+                      else f"a whole number >= {minimum} and <= {maximum}")
 
 
 def real(low, high=None, low_open=False, high_open=True):
@@ -77,7 +90,10 @@ def optional(check):
 
 
 def text(v):
-    return None if isinstance(v, str) else "a string"
+    """Check: a string that can name a file (no NUL character, at most MAX_TEXT_LENGTH)."""
+    if not isinstance(v, str) or "\0" in v or len(v) > MAX_TEXT_LENGTH:
+        return f"a string of at most {MAX_TEXT_LENGTH} characters, without NUL characters"
+    return None
 
 
 def boolean(v):
@@ -99,7 +115,8 @@ OPTIONS = {
     "data_root": Option(None, "folder holding the IDX files, raw or .gz (None: the first of "
                         "./data, the checkout's data/ and the per-user cache that holds them)",
                         optional(text)),
-    "max_epoch": Option(10, "number of passes over the training set", integer(1)),
+    "max_epoch": Option(10, "number of passes over the training set",
+                        integer(1, MAX_EPOCH)),
     "batch_size": Option(100, "samples per mini-batch", integer(1)),
     "learning_rate": Option(0.01, "step size of the optimizer", real(0, low_open=True, high=None)),
     "momentum": Option(None, "momentum of 'sgd' or 'rmsprop' (None: the rule's default, 0)"),
@@ -110,7 +127,7 @@ OPTIONS = {
     "dtype": Option("float64", "float precision of data and parameters",
                     one_of("float64", "float32")),
     "num_classes": Option(None, "number of classes (None: read from the training labels, "
-                          "largest label + 1)", optional(integer(2))),
+                          "largest label + 1)", optional(integer(2, MAX_NUM_CLASSES))),
     "val_size": Option(5000, "samples at the end of the training file kept for validation",
                        integer(1)),
     "preprocessing": Option("center", "'center': pixels/255 minus the image's mean "
@@ -162,9 +179,11 @@ OPTIONS = {
                              optional(text)),
     "blas_threads": Option(None, "threads of the BLAS matrix products (None: one for 'softmax', "
                            "whose tiny products lose more to thread hand-offs than they gain, "
-                           "the library's default for bigger models)", optional(integer(1))),
+                           "the library's default for bigger models)",
+                           optional(integer(1, MAX_BLAS_THREADS))),
     "prefetch": Option(2, "batches a background thread prepares ahead of training on them "
-                       "(0: none); the results are the same either way", integer(0)),
+                       "(0: none); the results are the same either way",
+                       integer(0, MAX_PREFETCH)),
     "progress": Option(False, "show a progress bar (the assignment's log lines are unchanged)",
                        boolean),
 }

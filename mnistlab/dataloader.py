@@ -164,9 +164,11 @@ class Dataset:
 
     def _check_labels(self):
         if len(self.labels) and self.labels.max() >= self.num_classes:
-            raise IDXError(f"the {self.mode} labels in {self.data_root!r} go up to "
-                           f"{self.labels.max()}, outside [0, {self.num_classes}): set num_classes "
-                           f"to at least {self.labels.max() + 1}")
+            path = find_idx_file(self.data_root, "t10k" if self.mode == "test" else "train",
+                                 "labels")
+            raise IDXError(f"{path}: the {self.mode} labels go up to {self.labels.max()}, "
+                           f"outside [0, {self.num_classes}): set num_classes to at least "
+                           f"{self.labels.max() + 1}")
 
     def __len__(self):
         return len(self.labels)

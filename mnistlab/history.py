@@ -1,4 +1,7 @@
 """What a training run records, epoch by epoch, and the convergence measures a report quotes."""
+import math
+import numbers
+
 import numpy as np
 
 FIELDS = ("train_loss", "train_acc", "val_loss", "val_acc", "epoch_time", "learning_rate",
@@ -21,8 +24,9 @@ class History:
 
     def __init__(self, records=None, monitor="val_acc"):
         self.monitor = monitor
+        records = check_records(records) if records else {}
         for field in FIELDS:
-            setattr(self, field, list((records or {}).get(field, [])))
+            setattr(self, field, list(records.get(field, [])))
 
     def append(self, **record):
         """Add one epoch: a value for every field of FIELDS."""
@@ -73,3 +77,47 @@ class History:
             return "History(no epochs)"
         return (f"History({len(self)} epochs, last val_acc={self.val_acc[-1]:.4f}, "
                 f"best epoch {self.best_epoch}, {self.total_time:.1f} s)")
+
+
+_FRACTIONS = ("train_acc", "val_acc")
+_NON_NEGATIVE = ("epoch_time", "learning_rate", "l2_penalty")
+
+
+def check_records(records):
+    """`records` ({field: sequence of numbers}, as `as_dict()` gives) as {field: list of
+    floats}, after checking that it describes a history: every field of FIELDS and no other,
+    all of one length, every value a finite number, accuracies in [0, 1], times, rates and
+    penalties >= 0.
+
+    Raises:
+        ValueError: naming the field and what is wrong with it.
+    """
+    if not isinstance(records, dict):
+        raise ValueError(f"a history is a dict of per-epoch lists, got {type(records).__name__}")
+    unknown = sorted(map(str, set(records) - set(FIELDS)))
+    missing = [field for field in FIELDS if field not in records]
+    if unknown or missing:
+        raise ValueError(f"a history has the fields {', '.join(FIELDS)}; "
+                         + "; ".join(filter(None, [unknown and f"unknown: {', '.join(unknown)}",
+                                                   missing and f"missing: {', '.join(missing)}"])))
+    checked = {}
+    for field in FIELDS:
+        values = records[field]
+        if isinstance(values, np.ndarray):
+            values = values.tolist() if values.ndim == 1 else None
+        if not isinstance(values, (list, tuple)):
+            raise ValueError(f"history field {field!r} must be a list of numbers, one per epoch")
+        if not all(isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+                   for v in values):
+            raise ValueError(f"history field {field!r} holds a value that is not a finite number")
+        values = [float(v) for v in values]
+        if field in _FRACTIONS and any(not 0 <= v <= 1 for v in values):
+            raise ValueError(f"history field {field!r} holds an accuracy outside [0, 1]")
+        if field in _NON_NEGATIVE and any(v < 0 for v in values):
+            raise ValueError(f"history field {field!r} holds a negative value")
+        checked[field] = values
+    lengths = {field: len(values) for field, values in checked.items()}
+    if len(set(lengths.values())) > 1:
+        raise ValueError("the history's fields have different lengths (one value per epoch "
+                         f"each): {', '.join(f'{k} {v}' for k, v in lengths.items())}")
+    return checked

@@ -7,10 +7,20 @@ An IDX file is a 4-byte magic number, one big-endian uint32 per dimension, then 
 MNIST uses type code 0x08 (unsigned bytes): labels have magic 2049 (one dimension, N) and
 images magic 2051 (three dimensions, N x rows x cols). Files may be gzipped.
 
-Every check of the header happens before the body is read, and the body is read in chunks up
-to the size the header declares: a header that merely *claims* a huge size is rejected
-without allocating memory for it, and a compressed file that inflates past its header is
-rejected without inflating it all.
+Every check of the header happens before the body is read, and the body is read into an
+array of exactly the size the header declares, never more:
+
+- a header declaring more than `max_bytes` (MAX_IDX_BYTES, 1 GiB, by default) is refused
+  at once: MNIST's largest file holds 47 MB, and even EMNIST's largest 547 MB;
+- a raw file's size is known before reading: a body shorter or longer than the header
+  declares is refused without reading it;
+- a gzipped stream is read up to the declared size plus one byte, so a file that inflates
+  past its header (a decompression bomb) is refused after inflating at most that much;
+- an images or labels file (expected_magic given) must hold at least one sample, and images
+  of at least one pixel.
+
+Whatever the bytes, the only error is IDXError, naming the file (FileNotFoundError for a
+missing one).
 """
 import gzip
 import io
@@ -19,6 +29,8 @@ import os
 import zlib
 
 import numpy as np
+
+from .fileio import NotRegularFileError, open_regular
 
 LABELS_MAGIC = 2049
 IMAGES_MAGIC = 2051
@@ -32,9 +44,10 @@ class IDXError(ValueError):
 
 
 _CHUNK_BYTES = 1 << 18  # the body is read 256 KiB at a time
+MAX_IDX_BYTES = 1 << 30  # the largest body read_idx accepts by default
 
 
-def read_idx_bytes(raw, name="<bytes>", expected_magic=None):
+def read_idx_bytes(raw, name="<bytes>", expected_magic=None, max_bytes=MAX_IDX_BYTES):
     """Parse the bytes of an (uncompressed) IDX file of unsigned bytes.
 
     Args:
@@ -48,16 +61,25 @@ def read_idx_bytes(raw, name="<bytes>", expected_magic=None):
     Raises:
         IDXError: the header is malformed or the body size does not match the header.
     """
-    return read_idx_stream(io.BytesIO(raw), name, expected_magic)
+    return read_idx_stream(io.BytesIO(raw), name, expected_magic, len(raw), max_bytes)
 
 
-def read_idx_stream(stream, name, expected_magic=None):
+def read_idx_stream(stream, name, expected_magic=None, total_size=None,
+                    max_bytes=MAX_IDX_BYTES):
     """Read an IDX file of unsigned bytes from a binary stream, checking it as it goes.
 
-    The header is read and checked first; then the body is read in chunks, and never more
-    than the file holds nor more than one byte past the size the header declares. So a
-    header that claims a huge size is refused (truncated) with only the real bytes read,
-    and a compressed file that inflates past its header is refused without inflating it all.
+    The header is read and checked first; then the body is read into an array of the
+    declared size, and never more than one byte past it. So a header that claims more than
+    `max_bytes` is refused without reading on, one that disagrees with `total_size` (the
+    stream's size, when known) is refused without reading the body, and a compressed file
+    that inflates past its header is refused without inflating it all.
+
+    Args:
+        stream: a binary stream positioned at the start of the file.
+        name: how to name the file in error messages.
+        expected_magic: LABELS_MAGIC or IMAGES_MAGIC to insist on that kind of file, or None.
+        total_size: the size of the whole file in bytes, if known (a raw file's size).
+        max_bytes: the largest body accepted.
 
     Returns:
         A read-only uint8 array of the shape the header declares.
@@ -80,21 +102,47 @@ def read_idx_stream(stream, name, expected_magic=None):
         raise IDXError(f"{name}: the header declares {ndim} dimensions but the file ends "
                        f"after {4 + len(dims)} bytes (truncated)")
     shape = tuple(int(d) for d in np.frombuffer(dims, dtype=">u4"))
+    _check_kind(shape, name, expected_magic)
     if math.prod(d for d in shape if d) > np.iinfo(np.intp).max:
         raise IDXError(f"{name}: header declares shape {shape}, too large for any array "
                        "(the header is corrupt)")
     size = math.prod(shape)
-    chunks = _read_at_most(stream, size + 1)
-    found = sum(len(chunk) for chunk in chunks)
-    if found != size:
-        expected = 4 + 4 * ndim + size
-        problem = (f"the file has {4 + 4 * ndim + found} bytes (truncated)" if found < size
+    header_bytes = 4 + 4 * ndim
+    expected = header_bytes + size
+    if total_size is not None and total_size != expected:
+        problem = (f"the file has {total_size} bytes (truncated)" if total_size < expected
                    else "the file goes on past them (trailing bytes)")
         raise IDXError(f"{name}: header declares shape {shape}, i.e. {expected} bytes in all, "
                        f"but {problem}")
-    array = _concatenate(chunks, size).reshape(shape)
+    if size > max_bytes:
+        raise IDXError(f"{name}: header declares shape {shape}, i.e. {size} bytes of data, "
+                       f"more than the {max_bytes} bytes read_idx accepts (max_bytes): the "
+                       "header is corrupt, or pass a larger max_bytes for a dataset that big")
+    array = np.empty(size, dtype=np.uint8)
+    found = _read_into(stream, array)
+    if found == size:
+        found += len(stream.read(1))
+    if found != size:
+        problem = (f"the file has {header_bytes + found} bytes (truncated)" if found < size
+                   else "the file goes on past them (trailing bytes)")
+        raise IDXError(f"{name}: header declares shape {shape}, i.e. {expected} bytes in all, "
+                       f"but {problem}")
+    array = array.reshape(shape)
     array.flags.writeable = False
     return array
+
+
+def _check_kind(shape, name, expected_magic):
+    """An images or labels file holds at least one sample, and images at least one pixel."""
+    if expected_magic not in _KINDS or 0 not in shape:
+        return
+    kind = _KINDS[expected_magic]
+    if shape[0] == 0:
+        raise IDXError(f"{name}: header declares shape {shape}: no {kind} at all (the file is "
+                       f"empty or corrupt; replace it)")
+    raise IDXError(f"{name}: header declares shape {shape}: images of "
+                   f"{' x '.join(map(str, shape[1:]))} pixels hold nothing to learn from (the "
+                   "header is corrupt; replace the file)")
 
 
 def _check_magic(head, name):
@@ -118,50 +166,51 @@ def _check_magic(head, name):
     return ndim
 
 
-def _read_at_most(stream, limit):
-    """The stream's next bytes, up to `limit` of them, as a list of chunks."""
-    chunks = []
-    while limit:
-        chunk = stream.read(min(limit, _CHUNK_BYTES))
-        if not chunk:
+def _read_into(stream, array):
+    """Fill `array` (uint8, 1-D) from the stream, 256 KiB at a time; returns the number of
+    bytes read (fewer than array.size when the stream ends first)."""
+    view = memoryview(array)
+    filled = 0
+    while filled < array.size:
+        count = stream.readinto(view[filled:filled + _CHUNK_BYTES])
+        if not count:
             break
-        chunks.append(chunk)
-        limit -= len(chunk)
-    return chunks
+        filled += count
+    return filled
 
 
-def _concatenate(chunks, size):
-    """The chunks' bytes in one new uint8 array of `size` (NumPy-allocated, so that a large
-    array gets the operating system's huge pages, which speed up random row gathers)."""
-    array = np.empty(size, dtype=np.uint8)
-    offset = 0
-    for chunk in chunks:
-        array[offset:offset + len(chunk)] = np.frombuffer(chunk, dtype=np.uint8)
-        offset += len(chunk)
-    return array
-
-
-def read_idx(path, expected_magic=None):
+def read_idx(path, expected_magic=None, max_bytes=MAX_IDX_BYTES):
     """Read an IDX file, raw or gzipped (by its `.gz` suffix), and check everything it claims.
 
     Args:
         path: the file.
         expected_magic: LABELS_MAGIC or IMAGES_MAGIC to insist on that kind of file, or None.
+        max_bytes: the largest body accepted (see the module docstring).
 
     Returns:
         A read-only uint8 array: (N,) for labels, (N, rows, cols) for images.
 
     Raises:
-        IDXError: the file is corrupt, truncated, or of the wrong kind.
+        IDXError: the file is corrupt, truncated, of the wrong kind, too large, or not a
+            regular file.
         FileNotFoundError: the file does not exist.
     """
     name = os.fspath(path)
-    opener = gzip.open if name.endswith(".gz") else open
     try:
-        with opener(name, "rb") as stream:
-            return read_idx_stream(stream, name, expected_magic)
+        raw, size = open_regular(name)
+    except NotRegularFileError as exc:
+        raise IDXError(f"{name}: is {exc.strerror}: point data_root at a folder of IDX "
+                       "files") from None
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise IDXError(f"{name}: cannot be opened ({exc.strerror or exc})") from None
+    try:
+        with raw:
+            if name.endswith(".gz"):
+                with gzip.GzipFile(fileobj=raw, mode="rb") as stream:
+                    return read_idx_stream(stream, name, expected_magic, None, max_bytes)
+            return read_idx_stream(raw, name, expected_magic, size, max_bytes)
     except (OSError, EOFError, zlib.error) as exc:
-        if isinstance(exc, FileNotFoundError):
-            raise
         raise IDXError(f"{name}: cannot be decompressed or read ({exc}); the file is "
                        "corrupt or truncated, replace it with a fresh copy") from None

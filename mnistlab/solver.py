@@ -84,6 +84,7 @@ class Solver:
         self.history = History(monitor=self.cfg["monitor"])
         self.epoch = 0
         self.interrupted = False
+        checkpoint.check_checkpoint_dir(self)  # a folder, writable, with room: before any epoch
 
     @staticmethod
     def build_loader(cfg, rng=None):
@@ -142,6 +143,7 @@ class Solver:
             TrainingDivergedError: the loss, a gradient or a parameter became NaN or infinite.
         """
         self.interrupted = False
+        checkpoint.check_checkpoint_dir(self)
         last_epoch = self.cfg["max_epoch"]
         if until_epoch is not None:
             last_epoch = min(check_count("until_epoch", until_epoch, 0), last_epoch)
@@ -307,11 +309,11 @@ class Solver:
     def resume(cls, path, **cfg_overrides):
         """A Solver rebuilt from the cfg saved in checkpoint `path`, restored to its state.
 
-        `cfg_overrides` change cfg keys first, e.g. `max_epoch=20` to train longer.
+        `cfg_overrides` change cfg keys first, e.g. `max_epoch=20` to train longer. The
+        checkpoint's own `checkpoint_dir` is never used: the resumed run writes to
+        `cfg_overrides['checkpoint_dir']` if given, else to the folder `path` is in.
         """
-        solver = cls({**checkpoint.checkpoint_cfg(path), **cfg_overrides})
-        solver.load_checkpoint(path)
-        return solver
+        return checkpoint.resume(cls, path, cfg_overrides)
 
     def __repr__(self):
         return (f"Solver(model={self.model!r}, optimizer={self.optimizer!r}, "

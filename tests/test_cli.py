@@ -1,4 +1,5 @@
 """The command line: help, cfg from file and flags, output files, clear errors."""
+import errno
 import json
 import os
 import shutil
@@ -8,7 +9,8 @@ import sys
 
 import pytest
 
-from mnistlab.cli import EXIT_BAD_INPUT, EXIT_INTERRUPTED, main, parse_flag, parse_value
+from mnistlab.cli import (EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, main, parse_flag,
+                          parse_value)
 from mnistlab.config import OPTIONS
 from mnistlab.solver import Solver
 from conftest import ROOT, tiny_cfg
@@ -145,3 +147,84 @@ def test_a_typo_in_a_flag_suggests_the_flag_meant(capsys):
         main(["--learning_rat", "0.1"])
     assert info.value.code == 2
     assert "did you mean --learning_rate?" in capsys.readouterr().err
+
+
+# ---- outputs are checked before the work; an OSError is one line and exit status 1 ----------
+
+def run_cli(argv, capsys, max_lines=2):
+    code = main(argv)
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err and len(err.strip().splitlines()) <= max_lines, err
+    return code, out, err
+
+
+def test_an_out_that_is_a_file_fails_before_training(tiny_data, tmp_path, capsys):
+    a_file = tmp_path / "passwd"
+    a_file.write_text("root:x:0:0\n")
+    code, out, err = run_cli(["--data_root", tiny_data, "--val_size", "100", "--out",
+                              str(a_file)], capsys)
+    assert code == EXIT_FAILED and "Epoch" not in out
+    assert f"--out {str(a_file)!r} is not a folder" in err
+    assert a_file.read_text() == "root:x:0:0\n"
+
+
+def test_an_unwritable_or_full_out_fails_before_training(tiny_data, tmp_path, capsys,
+                                                         monkeypatch):
+    def denied(*args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied")
+    monkeypatch.setattr("tempfile.mkstemp", denied)  # as root, a read-only mode does not stop
+    code, out, err = run_cli(["--data_root", tiny_data, "--val_size", "100", "--out",
+                              str(tmp_path / "ro")], capsys)
+    assert code == EXIT_FAILED and "Epoch" not in out and "is not writable" in err
+    monkeypatch.undo()
+
+    class Full:
+        free = 100_000
+    monkeypatch.setattr("shutil.disk_usage", lambda path: Full)
+    code, out, err = run_cli(["--data_root", tiny_data, "--val_size", "100", "--out",
+                              str(tmp_path / "full")], capsys)
+    assert code == EXIT_FAILED and "Epoch" not in out and "free some space" in err
+
+
+def test_a_bad_cfg_leaves_no_empty_output_folder(tmp_path, capsys):
+    out = tmp_path / "out"
+    code, _, err = run_cli(["--data_root", str(tmp_path / "nothing"), "--out", str(out)],
+                           capsys, max_lines=10)  # the message lists the paths looked at
+    assert code == EXIT_BAD_INPUT and not out.exists()
+
+
+def test_a_full_disk_at_the_end_names_the_path_and_writes_no_pictures(tiny_data, tmp_path,
+                                                                      capsys, monkeypatch):
+    from mnistlab import cli
+
+    def disk_full(path, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(cli, "write_json", disk_full)
+    out = tmp_path / "out"
+    code, printed, err = run_cli(["--data_root", tiny_data, "--val_size", "100", "--max_epoch",
+                                  "1", "--out", str(out)], capsys)
+    assert code == EXIT_FAILED and "Final test accuracy" in printed  # the result is on screen
+    assert f"cannot write {str(out / 'metrics.json')!r}: No space left on device" in err
+    assert os.listdir(out) == []  # no picture without its metrics.json
+
+
+def test_a_full_disk_for_checkpoints_mid_run_is_one_line_and_keeps_the_epochs(
+        tiny_data, tmp_path, capsys, monkeypatch):
+    import numpy as np
+    savez, calls = np.savez, []
+
+    def full_at_epoch_2(file, **arrays):
+        calls.append(1)
+        if len(calls) > 2:  # last.npz and best.npz of epoch 0 fit; then the disk is full
+            raise OSError(errno.ENOSPC, "No space left on device")
+        savez(file, **arrays)
+    monkeypatch.setattr(np, "savez", full_at_epoch_2)
+    folder, out = tmp_path / "ck", tmp_path / "out"
+    code, printed, err = run_cli(["--data_root", tiny_data, "--val_size", "100", "--max_epoch",
+                                  "3", "--checkpoint_dir", str(folder), "--out", str(out)],
+                                 capsys)
+    assert code == EXIT_FAILED
+    assert f"cannot write {str(folder / 'last.npz')!r}: No space left on device; the previous " \
+           "last.npz is kept unchanged" in err
+    assert json.loads((out / "metrics.json").read_text())["epochs"] == 2
+    assert sorted(os.listdir(folder)) == ["best.npz", "last.npz"]

@@ -20,7 +20,6 @@ import threading
 import numpy as np
 import pooch
 import pytest
-import urllib3
 
 from mnistlab import data_home, idx
 from mnistlab import download as fetch
@@ -30,9 +29,7 @@ VENDORED = os.path.join(ROOT, "data")
 MNIST_NAMES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
                "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
 TIMEOUT = 5
-# urllib3 < 2 does not enforce Content-Length: a truncated body then fails its checksum instead.
-URLLIB3_2 = int(urllib3.__version__.split(".")[0]) >= 2
-TRUNCATED = "truncated: the connection closed" if URLLIB3_2 else "checksum mismatch"
+TRUNCATED = "truncated: the connection closed"
 
 
 def make_idx_gz(shape, seed):
@@ -51,10 +48,11 @@ def digest(body, algorithm="sha256"):
 
 
 def source_for(files, algorithm="sha256"):
-    """A Source whose checksum table accepts exactly `files` (name -> bytes)."""
+    """A Source whose checksum and size tables accept exactly `files` (name -> bytes)."""
     return fetch.Source(mirrors=(), algorithm=algorithm,
                         checksums={name: (digest(body, algorithm),)
-                                   for name, body in files.items()})
+                                   for name, body in files.items()},
+                        sizes={name: len(body) for name, body in files.items()})
 
 
 SOURCE = source_for(FILES)
@@ -224,7 +222,7 @@ def test_all_mirrors_failing_raises_naming_each_and_leaves_nothing(server, tmp_p
         assert reason in why
         assert f"{url}: {why}" in message
     # a broken transfer may be the network's fault
-    assert ("internet connection" in message) == URLLIB3_2
+    assert "internet connection" in message
     assert os.listdir(tmp_path) == []
 
 
@@ -270,7 +268,8 @@ def test_only_the_first_checksum_is_accepted_for_a_download(server, tmp_path):
     """The other checksums (data/'s recompressed copies) count for files already present."""
     name = MNIST_NAMES[1]
     other = make_idx_gz((6,), 99)
-    source = fetch.Source((), "sha256", {name: (digest(other), digest(FILES[name]))})
+    source = fetch.Source((), "sha256", {name: (digest(other), digest(FILES[name]))},
+                          {name: len(FILES[name])})
     with pytest.raises(fetch.FetchError, match=f"expected {digest(other)}, got "
                                                 f"{digest(FILES[name])}"):
         run_fetch(server, tmp_path, "good", source=source)
@@ -287,7 +286,7 @@ def test_interrupt_during_the_download_leaves_nothing(server, tmp_path, monkeypa
             f.write(FILES[MNIST_NAMES[0]][:10])  # a partial file...
         raise KeyboardInterrupt                   # ...then Ctrl-C
 
-    monkeypatch.setattr(pooch.HTTPDownloader, "__call__", interrupted)
+    monkeypatch.setattr(fetch.LimitedDownloader, "__call__", interrupted)
     with pytest.raises(KeyboardInterrupt):
         run_fetch(server, tmp_path, "good")
     assert os.listdir(tmp_path) == []
@@ -357,7 +356,8 @@ def test_md5_checksum_tables_are_supported(server, tmp_path):
     ({"dataset": "cifar"}, "unknown dataset 'cifar'"),
     ({"mirrors": []}, "no mirror"),
     ({"timeout": 0}, "timeout=0"),
-    ({"dataset": fetch.Source(("http://127.0.0.1/",), "sha0", {})}, "'sha0'"),
+    ({"deadline": -1}, "deadline=-1"),
+    ({"dataset": fetch.Source(("http://127.0.0.1/",), "sha0", {}, {})}, "'sha0'"),
     ({"dataset": SOURCE, "dest": None}, "dest=None"),
 ])
 def test_bad_arguments_are_refused_clearly(tmp_path, kwargs, message):
@@ -374,6 +374,7 @@ def test_builtin_sources_are_well_formed(name):
         assert digests and all(len(d) == hex_length and int(d, 16) >= 0 for d in digests)
     assert source.mirrors and all(m.startswith(("http://", "https://")) for m in source.mirrors)
     assert source.algorithm == {"mnist": "sha256", "fashion-mnist": "md5"}[name]
+    assert set(source.sizes) == set(MNIST_NAMES) and all(s > 1000 for s in source.sizes.values())
 
 
 def vendored_mnist():
@@ -425,7 +426,8 @@ def test_command_line_help():
     result = fetch_command("--help")
     assert result.returncode == 0
     assert result.stdout.startswith("usage: python -m mnistlab.download")
-    for option in ("--dataset", "fashion-mnist", "--dest", "--force", "--mirror", "--timeout"):
+    for option in ("--dataset", "fashion-mnist", "--dest", "--force", "--mirror", "--timeout",
+                   "--deadline"):
         assert option in result.stdout
 
 
@@ -444,7 +446,8 @@ def test_command_line_keeps_intact_files_in_the_cache_by_default(server, tmp_pat
 
 
 def test_command_line_failure_exits_1_naming_every_mirror(server, tmp_path):
-    """The mirrors serve data/'s recompressed copies: not the mirrors' checksum, refused."""
+    """The mirrors serve data/'s recompressed copies: not the mirrors' size, refused before
+    their body is read."""
     server.files = vendored_mnist()
     result = fetch_command("--dest", str(tmp_path), "--mirror", mirror(server, "missing"),
                            "--mirror", mirror(server, "good"), "--timeout", str(TIMEOUT))
@@ -452,6 +455,6 @@ def test_command_line_failure_exits_1_naming_every_mirror(server, tmp_path):
     assert mirror(server, "missing") + MNIST_NAMES[0] in result.stderr
     assert "HTTP error 404" in result.stderr
     assert mirror(server, "good") + MNIST_NAMES[0] in result.stderr
-    assert "sha256 checksum mismatch" in result.stderr
+    assert "(Content-Length), the file has 9912422: not the expected file" in result.stderr
     assert "Traceback" not in result.stderr and "internet connection" not in result.stderr
     assert os.listdir(tmp_path) == []

@@ -35,3 +35,31 @@ def test_round_trip_through_a_dict():
 def test_an_incomplete_record_is_refused():
     with pytest.raises(ValueError, match="epoch_time"):
         History().append(train_loss=1, train_acc=0, val_loss=1, val_acc=0, learning_rate=0.1)
+
+
+def full(**changes):
+    records = {field: [0.5, 0.6] for field in FIELDS}
+    records.update(changes)
+    return records
+
+
+@pytest.mark.parametrize("records, message", [
+    (full(val_acc=[0.5, 0.6, 0.7]), "different lengths"),
+    ({"train_loss": [1.0]}, "missing: train_acc"),
+    (full(extra=[1.0, 2.0]), "unknown: extra"),
+    (full(train_loss=[1.0, float("nan")]), "'train_loss' holds a value that is not a finite"),
+    (full(val_acc=[0.5, 1.5]), "'val_acc' holds an accuracy outside"),
+    (full(epoch_time=[-1.0, 1.0]), "'epoch_time' holds a negative value"),
+    (full(learning_rate="0.1"), "'learning_rate' must be a list of numbers"),
+    (full(l2_penalty=[True, False]), "'l2_penalty' holds a value that is not a finite"),
+    ([1, 2], "a history is a dict"),
+])
+def test_a_history_that_cannot_be_is_refused_naming_the_field(records, message):
+    with pytest.raises(ValueError, match=message):
+        History(records)
+
+
+def test_a_valid_history_from_arrays_or_lists_round_trips():
+    import numpy as np
+    records = {field: np.array([0.5, 0.25]) for field in FIELDS}
+    assert History(records).as_dict() == {field: [0.5, 0.25] for field in FIELDS}

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
+from hostile import MIB, gzip_zeros
 from mnistlab.idx import IMAGES_MAGIC, LABELS_MAGIC, IDXError, read_idx, read_idx_bytes
 
 FAST = settings(max_examples=200, deadline=None)
@@ -100,7 +101,13 @@ def test_valid_raw_and_gzipped_files_round_trip(file):
     with tempfile.TemporaryDirectory() as folder:
         for path in (written(folder, "f-ubyte", raw),
                      written(folder, "f-ubyte.gz", gzip.compress(raw))):
-            array = read_idx(path, expected_magic=magic)
+            if 0 in shape and magic in (LABELS_MAGIC, IMAGES_MAGIC):
+                # images or labels files must hold something; any other kind may be empty
+                with pytest.raises(IDXError, match=r"no (labels|images) at all|pixels hold"):
+                    read_idx(path, expected_magic=magic)
+                array = read_idx(path)
+            else:
+                array = read_idx(path, expected_magic=magic)
             assert array.shape == shape and array.tobytes() == body
 
 
@@ -239,3 +246,42 @@ def test_damaged_gzip_gives_the_file_or_idxerror(file, data):
             return
     # Only bytes the decompressor ignores (timestamp, OS code, ...) can be flipped harmlessly.
     assert array.shape == file[0] and array.tobytes() == file[1]
+
+
+# (e) decompression bombs: a gzip stream of any length under any header costs at most the
+#     declared array (never past max_bytes), and gives the declared array or IDXError
+
+@st.composite
+def gzip_bombs(draw):
+    """(raw header, gzip bytes): a header of labels or images declaring anything from nothing
+    to 2**32 - 1 samples, then zeros inflating to 0-16 MiB (of ~16 KB compressed)."""
+    if draw(st.booleans()):
+        shape = (draw(st.integers(0, MAX_DIM)),)
+    else:
+        shape = (draw(st.integers(0, MAX_DIM)), draw(st.integers(0, 64)),
+                 draw(st.integers(0, 64)))
+    header = idx_header(shape)
+    return shape, gzip_zeros(draw(st.integers(0, 16 * MIB)), header)
+
+
+@WITH_FILES
+@example(bomb=((2**31, 28, 28), gzip_zeros(16 * MIB, idx_header((2**31, 28, 28)))))
+@given(gzip_bombs())
+def test_gzip_bombs_cost_at_most_their_declared_size(bomb):
+    shape, packed = bomb
+    declared = math.prod(shape)
+    magic = IMAGES_MAGIC if len(shape) == 3 else LABELS_MAGIC
+    with tempfile.TemporaryDirectory() as folder:
+        path = written(folder, "bomb-ubyte.gz", packed)
+        tracemalloc.start()
+        try:
+            try:
+                array = read_idx(path, magic, max_bytes=8 * MIB)
+            except IDXError as exc:
+                assert path in str(exc)
+            else:
+                assert array.shape == shape and not array.any()
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert peak < min(declared, 8 * MIB) + MIB

@@ -140,6 +140,9 @@ OPTIONS = {
     "model": Option("softmax", "'softmax' (the assignment's), " + ", ".join(
                     repr(name) for name in MODELS if name != "softmax") + ", or a model object",
                     model_choice),
+    "init": Option("he", "initial weights of the Linear and Conv2d layers: 'he' (N(0, 2/fan_in), "
+                   "biases 0) or 'uniform' (PyTorch's default, U(+-1/sqrt(fan_in)))",
+                   one_of("he", "uniform")),
     "loss": Option("cross_entropy", "the loss: 'cross_entropy' on logits, or a margin loss on "
                    "the last hidden layer's features: " + ", ".join(
                        repr(name) for name in LOSSES if name != "cross_entropy"),

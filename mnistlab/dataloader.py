@@ -139,28 +139,53 @@ class Dataset:
         self.dtype = np.dtype(dtype)
         images, labels, self.image_shape = load_idx_split(
             self.data_root, "t10k" if mode == "test" else "train")
-        self.images, labels = self._select_split(images, labels, mode, val_size, split_seed)
+        # The split's images are never copied: `_source` is the file's array (or a slice of
+        # it, a view), and `_rows`, for a random split, the indices of the split's rows in it.
+        self._source, self._rows, labels = self._select_split(images, labels, mode, val_size,
+                                                              split_seed)
         self.labels = labels.astype(np.int64)
         if self.num_classes is None:
             self.num_classes = int(self.labels.max()) + 1 if len(self.labels) else 0
         self._check_labels()
         # Each image's mean pixel, computed once so that 'center' costs one pass per batch.
-        self._pixel_means = (self.images.mean(axis=1).astype(self.dtype)
+        self._pixel_means = (self._row_means().astype(self.dtype)
                              if preprocessing == "center" else None)
 
+    @property
+    def images(self):
+        """The split's (N, D) uint8 images: a view of the file's array for the 'last' split
+        and 'test', a copy gathered on each access for a random split (the loader itself
+        gathers only each batch's rows)."""
+        return self._source if self._rows is None else self._source[self._rows]
+
+    @property
+    def num_features(self):
+        """D, the values of one image row."""
+        return self._source.shape[1]
+
+    def _row_means(self, chunk=65536):
+        """(N,) float64 mean pixel of every image of the split (rows gathered a chunk at a
+        time for a random split; each row's mean is the same computed alone or in a block)."""
+        if self._rows is None:
+            return self._source.mean(axis=1)
+        return np.concatenate([self._source[self._rows[start:start + chunk]].mean(axis=1)
+                               for start in range(0, len(self._rows), chunk)] or
+                              [np.zeros(0)])
+
     def _select_split(self, images, labels, mode, val_size, split_seed):
+        """(source array, row indices in it or None, labels) of the split `mode`."""
         if mode == "test":
-            return images, labels
+            return images, None, labels
         if not 0 < val_size < len(images):
             raise ValueError(f"val_size={val_size} but the training file of {self.data_root!r} "
                              f"has {len(images)} samples; val_size must be in [1, {len(images) - 1}]")
         if self.val_split == "last":
             first_val = len(images) - val_size
             split = slice(None, first_val) if mode == "train" else slice(first_val, None)
-            return images[split], labels[split]
+            return images[split], None, labels[split]
         order = np.random.default_rng(split_seed).permutation(len(images))
         chosen = np.sort(order[:val_size] if mode == "val" else order[val_size:])
-        return images[chosen], labels[chosen]
+        return images, chosen, labels[chosen]
 
     def _check_labels(self):
         if len(self.labels) and self.labels.max() >= self.num_classes:
@@ -178,7 +203,9 @@ class Dataset:
             image, label = self[np.array([idx])]
             return image[0], int(label[0])
         means = None if self._pixel_means is None else self._pixel_means[idx]
-        return preprocess(self.images[idx], self.dtype, self.preprocessing, means), self.labels[idx]
+        rows = idx if self._rows is None else self._rows[idx]
+        return (preprocess(self._source[rows], self.dtype, self.preprocessing, means),
+                self.labels[idx])
 
     def __repr__(self):
         return (f"Dataset(mode={self.mode!r}, samples={len(self)}, "

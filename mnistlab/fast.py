@@ -7,6 +7,8 @@ layers.py. Read the plain version first; the training path uses these:
 | softmax_cross_entropy  | loss.softmax_cross_entropy     | class-major layout          |
 | Conv2d                 | layers.Conv2d                  | im2col: one matrix product  |
 | MaxPool2d              | layers.MaxPool2d               | contiguous window blocks    |
+| BatchNorm2d            | layers.BatchNorm2d             | channel-major rows, buffers |
+| ReLU                   | layers.ReLU                    | in place (the CNN only)     |
 | prefetched_batches     | Dataloader without prefetch    | a background thread         |
 """
 import contextlib
@@ -171,6 +173,98 @@ class MaxPool2d(layers.MaxPool2d):
             else:
                 dx_entry += dout * first_max
         return dx
+
+
+def _is_channel_major(x):
+    """Whether (N, C, H, W) x is a view of a contiguous (C, N, H, W) array, as the fast
+    Conv2d's output is."""
+    return x.ndim == 4 and x.transpose(1, 0, 2, 3).flags.c_contiguous
+
+
+# ---- batch normalisation and ReLU on channel-major rows, in place -------------------------
+
+class BatchNorm2d(layers.BatchNorm2d):
+    """layers.BatchNorm2d computed on the (C, N*H*W) rows of channel-major memory (the fast
+    Conv2d's output is such a view, so no copy is made): every statistic is a reduction along
+    one contiguous row, and the elementwise steps reuse two buffers instead of allocating
+    four. The same operations in the same order as the plain layer: equal bitwise. (NumPy
+    sums an (N, C, H, W) array over axes (0, 2, 3) in its memory order; on an input or a
+    dout that is not channel-major, the plain layer's code runs, so that the sums still run
+    in the plain layer's order.)
+    """
+
+    def forward(self, x):
+        """x (N, C, H, W) -> out of the same shape, channel-major in memory."""
+        layers._check_input(x, self.input_ndim, self.num_features, type(self).__name__)
+        n, c, height, width = x.shape
+        self.rows_layout = _is_channel_major(x) and x.size // c >= 2
+        if not self.rows_layout:  # the plain layer's reductions, in the plain layer's order
+            return super().forward(x)
+        rows = x.transpose(1, 0, 2, 3).reshape(c, -1)
+        self.normalized_by_batch = self.training
+        if self.training:
+            count = rows.shape[1]
+            mean = rows.mean(axis=1, keepdims=True)
+            x_hat = rows - mean
+            work = np.square(x_hat)
+            var = work.mean(axis=1, keepdims=True)
+            self._update_running_stats(mean.reshape(self.gamma.shape),
+                                       (var * (count / (count - 1))).reshape(self.gamma.shape))
+        else:
+            mean, var = self.running_mean.reshape(c, 1), self.running_var.reshape(c, 1)
+            x_hat = rows - mean
+            work = np.empty_like(x_hat)
+        inv_std = 1 / np.sqrt(var + self.eps)
+        x_hat *= inv_std
+        self.x_hat, self.inv_std = x_hat, inv_std
+        out = np.multiply(x_hat, self.gamma.reshape(c, 1), out=work)
+        out += self.beta.reshape(c, 1)
+        return out.reshape(c, n, height, width).transpose(1, 0, 2, 3)
+
+    def backward(self, dout):
+        """dout (N, C, H, W) -> dx, channel-major in memory; sets grad_gamma and grad_beta."""
+        n, c, height, width = dout.shape
+        if not self.rows_layout:
+            return super().backward(dout)
+        if not _is_channel_major(dout):  # the plain formulas on views of the kept rows
+            x_hat, inv_std = self.x_hat, self.inv_std
+            self.x_hat = x_hat.reshape(c, n, height, width).transpose(1, 0, 2, 3)
+            self.inv_std = inv_std.reshape(self.gamma.shape)
+            try:
+                return super().backward(dout)
+            finally:
+                self.x_hat, self.inv_std = x_hat, inv_std
+        rows = dout.transpose(1, 0, 2, 3).reshape(c, -1)
+        self.grad_beta = rows.sum(axis=1, keepdims=True)
+        work = np.multiply(rows, self.x_hat)
+        self.grad_gamma = work.sum(axis=1, keepdims=True)
+        scale = self.gamma.reshape(c, 1) * self.inv_std
+        if self.normalized_by_batch:
+            count = rows.shape[1]
+            dx = np.multiply(self.x_hat, self.grad_gamma / -count, out=work)
+            dx += rows
+            dx -= self.grad_beta / count
+            dx *= scale
+        else:
+            dx = np.multiply(rows, scale, out=work)
+        self.grad_beta = self.grad_beta.reshape(self.gamma.shape)
+        self.grad_gamma = self.grad_gamma.reshape(self.gamma.shape)
+        return dx.reshape(c, n, height, width).transpose(1, 0, 2, 3)
+
+
+class ReLU(layers.ReLU):
+    """layers.ReLU computed in place: forward overwrites its input with max(x, 0), backward
+    overwrites dout with dout * [x > 0]. Only for an input and a dout that nobody else keeps,
+    as in the zoo's CNN, where the input is BatchNorm2d's fresh output and dout MaxPool2d's
+    fresh dx. Equal bitwise to the plain layer (the same operations, written in place).
+    """
+
+    def forward(self, x):
+        self.mask = np.greater(x, 0)
+        return np.maximum(x, 0, out=x)
+
+    def backward(self, dout):
+        return np.multiply(dout, self.mask, out=dout)
 
 
 # ---- batches prepared in a background thread ----------------------------------------------------

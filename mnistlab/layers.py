@@ -21,7 +21,7 @@ import math
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .checks import check_count, check_range
+from .checks import check_choice, check_count, check_range
 from .module import Module
 
 
@@ -89,6 +89,24 @@ def he_normal(rng, shape, fan_in, dtype):
     return (rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(dtype)
 
 
+INITS = ("he", "uniform")
+
+
+def initial_weights(rng, w_shape, b_shape, fan_in, dtype, init="he"):
+    """(W, b) of a Linear or Conv2d layer, initialised by `init`:
+
+        'he':      W ~ N(0, 2 / fan_in) (`he_normal`), b = 0: this framework's default;
+        'uniform': W, b ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)): PyTorch's default for
+                   nn.Linear and nn.Conv2d (kaiming_uniform_ with a = sqrt(5)), whose
+                   weights are sqrt(6) times smaller in spread, for reproducing its results.
+    """
+    if init == "he":
+        return he_normal(rng, w_shape, fan_in, dtype), np.zeros(b_shape, dtype=dtype)
+    bound = 1.0 / math.sqrt(fan_in)
+    weights = rng.uniform(-bound, bound, size=w_shape).astype(dtype)
+    return weights, rng.uniform(-bound, bound, size=b_shape).astype(dtype)
+
+
 # --- fully connected -------------------------------------------------------------------------
 
 class Linear(Layer):
@@ -99,24 +117,26 @@ class Linear(Layer):
         dL/dW = x^T dout  (D, M)     dL/db = sum_n dout_n  (1, M)     dL/dx = dout W^T  (N, D)
 
     W is He-initialised (`he_normal`, fan_in = D) because in these models every hidden Linear
-    feeds a ReLU (or a BatchNorm and then a ReLU); b starts at 0.
+    feeds a ReLU (or a BatchNorm and then a ReLU); b starts at 0. init='uniform' draws
+    PyTorch's default instead (`initial_weights`).
 
     Args:
         num_input: D.  num_output: M.
         rng: numpy Generator for the initial weights (a fresh one if None).
         dtype: float dtype of W and b.
+        init: 'he' (default) or 'uniform'.
     """
 
     param_names = ("W", "b")
 
-    def __init__(self, num_input, num_output, rng=None, dtype=np.float64):
+    def __init__(self, num_input, num_output, rng=None, dtype=np.float64, init="he"):
         super().__init__()
         self.num_input = check_count("num_input", num_input, 1)
         self.num_output = check_count("num_output", num_output, 1)
-        dtype = _float_dtype(dtype)
-        rng = np.random.default_rng(rng)
-        self.W = he_normal(rng, (self.num_input, self.num_output), self.num_input, dtype)
-        self.b = np.zeros((1, self.num_output), dtype=dtype)
+        self.W, self.b = initial_weights(
+            np.random.default_rng(rng), (self.num_input, self.num_output),
+            (1, self.num_output), self.num_input, _float_dtype(dtype),
+            check_choice("init", init, INITS))
 
     def forward(self, x):
         """(N, D) -> (N, M)."""
@@ -320,7 +340,8 @@ class Conv2d(Layer):
         dL/db[f]          = sum_{n, i, j} dout[n, f, i, j]
         dL/dxp[n, c, i*sh + u, j*sw + v] += sum_f dout[n, f, i, j] * W[f, c, u, v]
 
-    W is He-initialised (fan_in = C*kh*kw) for the ReLU that follows; b starts at 0.
+    W is He-initialised (fan_in = C*kh*kw) for the ReLU that follows; b starts at 0 (init='uniform':
+    PyTorch's default, see `initial_weights`).
 
     Args:
         in_channels: C.  out_channels: F.
@@ -334,19 +355,18 @@ class Conv2d(Layer):
     param_names = ("W", "b")
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, rng=None,
-                 dtype=np.float64):
+                 dtype=np.float64, init="he"):
         super().__init__()
         self.in_channels = check_count("in_channels", in_channels, 1)
         self.out_channels = check_count("out_channels", out_channels, 1)
         self.kernel_size = _pair(kernel_size, "kernel_size", 1)
         self.stride = _pair(stride, "stride", 1)
         self.padding = _pair(padding, "padding", 0)
-        dtype = _float_dtype(dtype)
-        rng = np.random.default_rng(rng)
         fan_in = self.in_channels * self.kernel_size[0] * self.kernel_size[1]
         shape = (self.out_channels, self.in_channels) + self.kernel_size
-        self.W = he_normal(rng, shape, fan_in, dtype)
-        self.b = np.zeros((1, self.out_channels, 1, 1), dtype=dtype)
+        self.W, self.b = initial_weights(np.random.default_rng(rng), shape,
+                                         (1, self.out_channels, 1, 1), fan_in,
+                                         _float_dtype(dtype), check_choice("init", init, INITS))
 
     def _padded(self, x):
         """x (N, C, H, W) checked and zero-padded by (ph, pw) on each side."""

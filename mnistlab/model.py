@@ -9,7 +9,8 @@ so the solver and the optimizers treat softmax regression and a deep network ali
     for name, param, grad in model.named_parameters(): ...
 
 The head's maths (softmax, cross-entropy and its gradient) is the one in loss.py. The zoo
-builds its convolutional net from fast.py's Conv2d and MaxPool2d.
+builds its convolutional net from fast.py's Conv2d, BatchNorm2d, ReLU (in place) and
+MaxPool2d, each proven equal to its plain twin in tests/test_fast.py.
 """
 import math
 
@@ -17,7 +18,7 @@ import numpy as np
 
 from . import fast
 from .checks import check_count, lookup
-from .layers import BatchNorm1d, BatchNorm2d, Flatten, Layer, Linear, ReLU
+from .layers import BatchNorm1d, Flatten, Layer, Linear, ReLU
 from .loss import (AMSoftmaxHead, RealAMSoftmaxHead, SoftmaxCrossEntropyHead,
                    SoftmaxCrossEntropyLoss)
 from .module import Model
@@ -167,31 +168,31 @@ class Sequential(Model):
 
 # --- the model zoo ---------------------------------------------------------------------------
 
-def _dense_stack(sizes, batch_norm, rng, dtype, activation=True):
+def _dense_stack(sizes, batch_norm, rng, dtype, activation=True, init="he"):
     """Linear layers sizes[0] -> sizes[1] -> ... -> sizes[-1], each hidden one followed by
     [BatchNorm1d and] ReLU (nothing when not `activation`); the last Linear gives the logits."""
     layers = []
     for num_input, num_output in zip(sizes[:-2], sizes[1:-1]):
-        layers.append(Linear(num_input, num_output, rng=rng, dtype=dtype))
+        layers.append(Linear(num_input, num_output, rng=rng, dtype=dtype, init=init))
         if batch_norm:
             layers.append(BatchNorm1d(num_output, dtype=dtype))
         if activation:
             layers.append(ReLU())
-    layers.append(Linear(sizes[-2], sizes[-1], rng=rng, dtype=dtype))
+    layers.append(Linear(sizes[-2], sizes[-1], rng=rng, dtype=dtype, init=init))
     return layers
 
 
 def build_mlp(num_input=784, num_classes=10, hidden=(512, 128), batch_norm=False, rng=None,
-              dtype=np.float64, activation=True):
+              dtype=np.float64, activation=True, init="he"):
     """Fully connected net num_input -> hidden... -> num_classes, ReLU after every hidden
     Linear, with BatchNorm1d between the Linear and its ReLU when `batch_norm`. With
     `activation=False` no ReLU at all: a product of linear maps, itself a linear model."""
     sizes = (num_input,) + tuple(hidden) + (num_classes,)
-    return Sequential(_dense_stack(sizes, batch_norm, rng, dtype, activation))
+    return Sequential(_dense_stack(sizes, batch_norm, rng, dtype, activation, init))
 
 
 def build_cnn(input_shape=(1, 28, 28), num_classes=10, channels=(16, 32), hidden=(392, 196),
-              rng=None, dtype=np.float64):
+              rng=None, dtype=np.float64, init="he"):
     """Convolutional net: for each entry c of `channels`, conv3x3-c (padding 1), BatchNorm2d,
     ReLU, 2x2 max pooling; then Flatten and the fully connected layers
     flat -> hidden... -> num_classes with ReLUs. With the defaults on (1, 28, 28) images:
@@ -199,38 +200,40 @@ def build_cnn(input_shape=(1, 28, 28), num_classes=10, channels=(16, 32), hidden
     in_channels, height, width = input_shape
     layers = []
     for out_channels in channels:
-        layers += [fast.Conv2d(in_channels, out_channels, 3, padding=1, rng=rng, dtype=dtype),
-                   BatchNorm2d(out_channels, dtype=dtype), ReLU(), fast.MaxPool2d(2, 2)]
+        layers += [fast.Conv2d(in_channels, out_channels, 3, padding=1, rng=rng, dtype=dtype,
+                               init=init),
+                   fast.BatchNorm2d(out_channels, dtype=dtype), fast.ReLU(),
+                   fast.MaxPool2d(2, 2)]
         in_channels, height, width = out_channels, height // 2, width // 2
     if height < 1 or width < 1:
         raise ValueError(f"input_shape {tuple(input_shape)} is too small for "
                          f"{len(channels)} poolings by 2")
     sizes = (in_channels * height * width,) + tuple(hidden) + (num_classes,)
-    layers += [Flatten()] + _dense_stack(sizes, False, rng, dtype)
+    layers += [Flatten()] + _dense_stack(sizes, False, rng, dtype, init=init)
     return Sequential(layers, input_shape=input_shape)
 
 
-def _softmax(num_input, num_classes, rng, dtype, input_shape):
+def _softmax(num_input, num_classes, rng, dtype, input_shape, init):
     return SoftmaxCrossEntropyLoss(num_input, num_classes, rng=rng, dtype=dtype)
 
 
-def _mlp(num_input, num_classes, rng, dtype, input_shape):
-    return build_mlp(num_input, num_classes, rng=rng, dtype=dtype)
+def _mlp(num_input, num_classes, rng, dtype, input_shape, init):
+    return build_mlp(num_input, num_classes, rng=rng, dtype=dtype, init=init)
 
 
-def _mlp_bn(num_input, num_classes, rng, dtype, input_shape):
-    return build_mlp(num_input, num_classes, batch_norm=True, rng=rng, dtype=dtype)
+def _mlp_bn(num_input, num_classes, rng, dtype, input_shape, init):
+    return build_mlp(num_input, num_classes, batch_norm=True, rng=rng, dtype=dtype, init=init)
 
 
-def _mlp_linear(num_input, num_classes, rng, dtype, input_shape):
-    return build_mlp(num_input, num_classes, activation=False, rng=rng, dtype=dtype)
+def _mlp_linear(num_input, num_classes, rng, dtype, input_shape, init):
+    return build_mlp(num_input, num_classes, activation=False, rng=rng, dtype=dtype, init=init)
 
 
-def _cnn(num_input, num_classes, rng, dtype, input_shape):
+def _cnn(num_input, num_classes, rng, dtype, input_shape, init):
     if math.prod(input_shape) != num_input:
         raise ValueError(f"input_shape {tuple(input_shape)} holds {math.prod(input_shape)} "
                          f"values but num_input is {num_input}; make them agree")
-    return build_cnn(input_shape, num_classes, rng=rng, dtype=dtype)
+    return build_cnn(input_shape, num_classes, rng=rng, dtype=dtype, init=init)
 
 
 MODELS = {
@@ -246,7 +249,8 @@ LOSSES = {"cross_entropy": None, "am_softmax": AMSoftmaxHead,
 
 
 def build_model(name, num_input=784, num_classes=10, rng=None, dtype=np.float64,
-                input_shape=(1, 28, 28), loss="cross_entropy", margin=0.2, scale=30.0):
+                input_shape=(1, 28, 28), loss="cross_entropy", margin=0.2, scale=30.0,
+                init="he"):
     """The model registered in `MODELS` under `name`, freshly initialised.
 
     Args:
@@ -261,6 +265,9 @@ def build_model(name, num_input=784, num_classes=10, rng=None, dtype=np.float64,
             of the layer before it (the embedding: 128 values for the MLPs, 196 for the
             CNN, the pixels themselves for 'softmax').
         margin, scale: m and s of a margin loss.
+        init: the initial weights of the Linear and Conv2d layers: 'he' (this framework's)
+            or 'uniform' (PyTorch's default, layers.initial_weights); the softmax model keeps
+            the assignment's Xavier initialisation.
 
     Returns:
         A module.Model.
@@ -271,7 +278,7 @@ def build_model(name, num_input=784, num_classes=10, rng=None, dtype=np.float64,
     builder = lookup(MODELS, name, "model name")
     head_class = lookup(LOSSES, loss, "loss")
     rng = np.random.default_rng(rng)
-    model = builder(num_input, num_classes, rng, dtype, input_shape)
+    model = builder(num_input, num_classes, rng, dtype, input_shape, init)
     if head_class is None:
         return model
     if isinstance(model, SoftmaxCrossEntropyLoss):   # the pixels are the embedding

@@ -114,10 +114,10 @@ class Solver:
         cfg = validate_cfg(cfg)
         if not isinstance(cfg["model"], str):
             return cfg["model"]
-        return models.build_model(cfg["model"], num_input=dataset.images.shape[1],
+        return models.build_model(cfg["model"], num_input=dataset.num_features,
                                   num_classes=dataset.num_classes, rng=rng, dtype=cfg["dtype"],
                                   input_shape=(1, *dataset.image_shape), loss=cfg["loss"],
-                                  **loss_kwargs(cfg))
+                                  init=cfg["init"], **loss_kwargs(cfg))
 
     @staticmethod
     def build_optimizer(model, cfg):

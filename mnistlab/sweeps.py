@@ -12,6 +12,21 @@
     df.drop(columns='history').to_csv('runs/lr_batch.csv', index=False)
     save_sweep(df, 'runs/lr_batch.json'); load_sweep('runs/lr_batch.json')
 
+A list of grids trains each grid's combinations in turn (as scikit-learn's ParameterGrid
+does), for runs that a single product cannot describe, here six batch sizes and one longer
+run; test=False leaves the test set alone while hyper-parameters are chosen, and progress
+shows a bar of finished runs:
+
+    df = sweep(base, [{'batch_size': [20, 100, 200]},
+                      {'batch_size': [200], 'max_epoch': [30]}],
+               n_jobs=2, test=False, progress='Batch sizes')
+
+With keep_models=True each row also holds its trained model, to test the run chosen on
+validation once the choice is made (with a 'patience' as long as the runs, which stops none,
+the kept weights are those of the run's best validation epoch):
+
+    Solver({'data_root': 'data', 'model': best_run(df)['trained_model']}).test()
+
 The result is a pandas DataFrame, one row per run in grid order: the swept cfg keys, then
 METRICS, then 'history', each run's dict of per-epoch lists (history.FIELDS). Curves for
 plot_loss_and_acc:
@@ -69,12 +84,14 @@ import itertools
 import json
 import numbers
 import os
+import warnings
 
 import joblib
 import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
+from .checks import check_count
 from .config import ConfigError, validate_cfg
 from .data_home import find_data_root
 from .fileio import write_json
@@ -93,6 +110,8 @@ LOWER_IS_BETTER = frozenset({"test_loss", "final_train_loss", "train_time",
                              "epochs_to_threshold", "time_to_threshold"})
 # Wall-clock measures: they vary from run to run and machine to machine.
 WALL_TIMES = ("train_time", "time_to_threshold")
+# The column of the trained models, with keep_models=True.
+MODEL_COLUMN = "trained_model"
 DEFAULT_SEED = 0
 
 
@@ -108,8 +127,8 @@ def grid_values(grid):
         ConfigError: the grid is not a dict, or a value is not a non-empty list of values.
     """
     if not isinstance(grid, dict):
-        raise ConfigError(f"grid must be a dict of cfg key -> list of values, got "
-                          f"{type(grid).__name__}")
+        raise ConfigError(f"grid must be a dict of cfg key -> list of values (or a list of "
+                          f"such dicts), got {type(grid).__name__}")
     values = {}
     for key, options in grid.items():
         if isinstance(options, (str, bytes, dict)) or not hasattr(options, "__iter__"):
@@ -121,17 +140,40 @@ def grid_values(grid):
     return values
 
 
+def grid_list(grid):
+    """The grid as a list of grids, each checked by grid_values: a dict gives [that dict], a
+    list of dicts gives them all (an empty dict in it stands for the base cfg alone).
+
+    Raises:
+        ConfigError: neither a dict nor a non-empty list of dicts, or a bad grid in it.
+    """
+    if isinstance(grid, (list, tuple)):
+        if not grid or not all(isinstance(part, dict) for part in grid):
+            raise ConfigError("a list of grids must hold at least one grid, each a dict of cfg "
+                              f"key -> list of values; got {grid!r}")
+        return [grid_values(part) for part in grid]
+    return [grid_values(grid)]
+
+
+def swept_keys(grid):
+    """The keys a grid (or list of grids) sweeps, in order of first appearance."""
+    return list(dict.fromkeys(key for part in grid_list(grid) for key in part))
+
+
 def run_cfgs(base_cfg, grid):
     """The cfg of every run: base_cfg updated with each combination of the grid's values.
 
     Combinations follow itertools.product in the grid's key order (the last key varies
-    fastest). Every cfg is validated here, before anything is trained, and gets an explicit
-    seed: its own if the grid sets one, else the base cfg's, else DEFAULT_SEED. base_cfg is
-    only checked as part of each combination: it may hold keys that need a swept value,
-    e.g. beta1 for a grid over optimizer ['adam', 'adamax'].
+    fastest). With a list of grids, the runs of each grid follow those of the one before,
+    and a run's swept values include the keys that only other grids sweep, at the value
+    the run uses (its base cfg's, or the default). Every cfg is validated here, before
+    anything is trained, and gets an explicit seed: its own if the grid sets one, else the
+    base cfg's, else DEFAULT_SEED. base_cfg is only checked as part of each combination: it
+    may hold keys that need a swept value, e.g. beta1 for a grid over optimizer
+    ['adam', 'adamax'].
 
     Returns:
-        (swept, cfgs): swept[i] is {grid key: value} of run i, cfgs[i] its whole cfg.
+        (swept, cfgs): swept[i] is {swept key: value} of run i, cfgs[i] its whole cfg.
 
     Raises:
         ConfigError: an unknown key or impossible value in base_cfg or the grid, or a cfg a
@@ -140,10 +182,11 @@ def run_cfgs(base_cfg, grid):
     """
     if not isinstance(base_cfg, dict):
         raise ConfigError(f"base_cfg must be a cfg dict, got {type(base_cfg).__name__}")
-    values = grid_values(grid)
-    swept = [dict(zip(values, combination)) for combination in itertools.product(*values.values())]
-    cfgs = []
-    for changes in swept:
+    keys = swept_keys(grid)
+    combinations = [dict(zip(values, combination)) for values in grid_list(grid)
+                    for combination in itertools.product(*values.values())]
+    swept, cfgs = [], []
+    for changes in combinations:
         cfg = {**base_cfg, **changes}
         full = validate_cfg(cfg)
         if not isinstance(full["model"], str):
@@ -154,6 +197,8 @@ def run_cfgs(base_cfg, grid):
                               "of a sweep would overwrite the same checkpoint files; remove it")
         if full["seed"] is None:
             cfg["seed"] = DEFAULT_SEED
+        swept.append({key: changes[key] if key in changes else _plain(cfg.get(key, full[key]))
+                      for key in keys})
         # Workers may start in another folder: point them at the same data.
         cfg["data_root"] = (find_data_root() if full["data_root"] is None
                             else os.path.abspath(full["data_root"]))
@@ -179,28 +224,68 @@ def measures(history, test_loss, test_acc, threshold, diverged):
     }
 
 
-def train_and_measure(cfg, threshold=0.9, verbose=False, blas_threads=1):
-    """Train one run of `cfg`, test it, and return its measures (see `measures`).
+def train_and_measure(cfg, threshold=0.9, verbose=False, blas_threads=1, test=True,
+                      keep_model=False, eval_epochs=None):
+    """Train one run of `cfg`, test it (unless `test` is False), and return its measures
+    (see `measures`), with the trained model under 'trained_model' if `keep_model`.
+
+    With `eval_epochs` (epoch counts, e.g. [3, 5, 10]) the run is measured after each of
+    them instead, as if it had stopped there, and a list of measures is returned, each with
+    its 'epoch'. (A constant learning rate makes the model after 3 epochs of a 10-epoch run
+    the model of a 3-epoch run; sweep() checks that the schedule is constant.)
 
     A run whose training diverges is not an error of the sweep: it is reported with
-    diverged=True, the epochs it completed, and no test measures (None).
+    diverged=True, the epochs it completed, and no test measures (None). Without `test`,
+    the test measures are None too, and the test set is never read.
 
     Raises:
         KeyboardInterrupt: training was interrupted (Solver.train() itself returns normally
             on Ctrl-C; a sweep must stop altogether instead).
     """
     quiet = contextlib.nullcontext() if verbose else contextlib.redirect_stdout(io.StringIO())
+    results = []
     with threadpool_limits(limits=blas_threads), quiet:
         runner = Solver(cfg)
         diverged = False
-        try:
-            runner.train()
-        except TrainingDivergedError:
-            diverged = True
-        if runner.interrupted:
-            raise KeyboardInterrupt
-        test_loss, test_acc = (None, None) if diverged else runner.test()
-    return measures(runner.history, test_loss, test_acc, threshold, diverged)
+        for epoch in eval_epochs or [None]:
+            try:
+                runner.train() if epoch is None else runner.train(until_epoch=epoch)
+            except TrainingDivergedError:
+                diverged = True
+            if runner.interrupted:
+                raise KeyboardInterrupt
+            test_loss, test_acc = (None, None) if diverged or not test else runner.test()
+            result = measures(runner.history, test_loss, test_acc, threshold, diverged)
+            if keep_model:
+                result[MODEL_COLUMN] = runner.model
+            results.append(result if epoch is None else {"epoch": epoch, **result})
+            if diverged:
+                break
+    return results if eval_epochs else results[0]
+
+
+def _check_eval_epochs(eval_epochs, cfgs):
+    """eval_epochs sorted, or a ValueError unless they are epoch counts every run reaches
+    with a constant learning rate."""
+    if eval_epochs is None:
+        return None
+    epochs = sorted({check_count("eval_epochs entry", epoch, 1) for epoch in eval_epochs})
+    for cfg in cfgs:
+        full = validate_cfg(cfg)
+        if full["lr_schedule"] != "constant" or full["patience"] is not None:
+            raise ValueError("eval_epochs measures one run at several epochs, which stands for "
+                             "shorter runs only with a constant learning rate and no early "
+                             f"stopping; this run has lr_schedule {full['lr_schedule']!r} and "
+                             f"patience {full['patience']!r}")
+        if epochs and epochs[-1] > full["max_epoch"]:
+            raise ValueError(f"eval_epochs goes up to {epochs[-1]} but a run has max_epoch "
+                             f"{full['max_epoch']}; raise max_epoch")
+    return epochs or None
+
+
+def _indexed_run(index, *args):
+    """(index, train_and_measure(*args)): runs may finish in any order."""
+    return index, train_and_measure(*args)
 
 
 def _check_sweep_options(threshold, blas_threads):
@@ -212,22 +297,40 @@ def _check_sweep_options(threshold, blas_threads):
                          "None to leave the BLAS library's threads alone")
 
 
-def sweep(base_cfg, grid, n_jobs=1, threshold=0.9, verbose=False, blas_threads=1):
+def sweep(base_cfg, grid, n_jobs=1, threshold=0.9, verbose=False, blas_threads=1, test=True,
+          keep_models=False, progress=False, eval_epochs=None):
     """Train a run for every combination of the grid's values; tabulate one row per run.
 
     Args:
         base_cfg: cfg dict shared by every run (see config.OPTIONS).
         grid: {cfg key: list of values}; the runs are itertools.product of the lists, in the
-            grid's key order. An empty grid trains base_cfg once.
+            grid's key order. An empty grid trains base_cfg once. A list of such grids
+            trains the runs of each in turn (see run_cfgs).
         n_jobs: runs trained at the same time (joblib's n_jobs: -1 for one per core). Inside
             `joblib.parallel_config(backend=...)` the chosen backend runs them (module doc).
         threshold: validation accuracy for the epochs_to_threshold and time_to_threshold
             columns.
         verbose: let every run print the Solver's log lines (silenced by default).
         blas_threads: BLAS threads per run (None: the library's default). With n_jobs
-            workers, n_jobs * blas_threads should not exceed the cores. A cfg that sets its
-            own 'blas_threads' key keeps that value while it trains and tests. For the same
-            reason, runs prefetch no batches unless their cfg sets 'prefetch'.
+            workers, n_jobs * blas_threads should not exceed the cores (threads.blas_threads
+            gives the largest count that fits). A cfg that sets its own 'blas_threads' key
+            keeps that value while it trains and tests. For the same reason, runs prefetch
+            no batches unless their cfg sets 'prefetch'.
+        test: evaluate every run on the test set. False leaves test_loss and test_acc empty
+            (NaN) and never reads the test set: for choosing hyper-parameters, which must not
+            see test results; test the chosen run afterwards (keep_models).
+        keep_models: add a column 'trained_model' holding each run's trained model, e.g. to
+            test the chosen run once choices are made: Solver({'data_root': ..., 'model':
+            df.loc[i, 'trained_model']}).test(). With a cfg 'patience' as long as the run,
+            which stops nothing, the model holds the weights of its best validation epoch.
+            save_sweep leaves this column out.
+        progress: show a progress bar of finished runs (tqdm.auto: a widget in Jupyter, text
+            in a terminal); a string is the bar's label. Backends that cannot report runs
+            as they finish (Dask's) update the bar once, at the end.
+        eval_epochs: epoch counts (e.g. [3, 5, 7, 10, 15]) after which each run is measured,
+            validation and test, as if it had stopped there: one run gives the rows of
+            several shorter ones. Needs a constant learning rate and no 'patience'; adds a
+            column 'epoch' after the swept keys, one row per run and epoch.
 
     Returns:
         A pandas DataFrame, one row per run in grid order (index 0, 1, ...): the swept cfg
@@ -239,13 +342,60 @@ def sweep(base_cfg, grid, n_jobs=1, threshold=0.9, verbose=False, blas_threads=1
     """
     _check_sweep_options(threshold, blas_threads)
     swept, cfgs = run_cfgs(base_cfg, grid)
+    eval_epochs = _check_eval_epochs(eval_epochs, cfgs)
     cfgs = [{"prefetch": 0, **cfg} for cfg in cfgs]  # one core per run (module doc)
-    results = joblib.Parallel(n_jobs=n_jobs)(
-        joblib.delayed(train_and_measure)(cfg, threshold, verbose, blas_threads) for cfg in cfgs)
+    tasks = [joblib.delayed(_indexed_run)(index, cfg, threshold, verbose, blas_threads, test,
+                                          keep_models, eval_epochs)
+             for index, cfg in enumerate(cfgs)]
+    results = [None] * len(tasks)
+    with _progress_bar(progress, len(tasks)) as bar:
+        for index, result in _run_as_they_finish(tasks, n_jobs):
+            results[index] = result
+            if bar is not None:
+                bar.set_postfix_str(_describe(swept[index]) or "base cfg", refresh=False)
+                bar.update(1)
+    if eval_epochs:   # each run gave a list of rows, one per epoch
+        swept, results = zip(*[(changes, row) for changes, rows in zip(swept, results)
+                               for row in rows])
     rows = [{**changes, **result} for changes, result in zip(swept, results)]
     base = {key: _plain(value) for key, value in base_cfg.items()}
-    return _table(rows, [*grid, *METRICS, "history"], params=list(grid), base_cfg=base,
-                  threshold=threshold)
+    keys = swept_keys(grid)
+    columns = [*keys, *(["epoch"] if eval_epochs else []), *METRICS, "history",
+               *([MODEL_COLUMN] if keep_models else [])]
+    return _table(rows, columns, params=keys, base_cfg=base, threshold=threshold)
+
+
+def _run_as_they_finish(tasks, n_jobs):
+    """Run joblib tasks; yield their results as they finish, where the backend can report
+    that (joblib's return_as='generator_unordered'), else all of them at the end."""
+    try:
+        parallel = joblib.Parallel(n_jobs=n_jobs, return_as="generator_unordered")
+    except ValueError:  # the backend cannot return a generator (e.g. Dask's)
+        yield from joblib.Parallel(n_jobs=n_jobs)(tasks)
+        return
+    yield from parallel(tasks)
+
+
+@contextlib.contextmanager
+def _progress_bar(progress, total):
+    """A tqdm.auto bar of `total` runs (None when `progress` is off), closed on exit."""
+    if not progress:
+        yield None
+        return
+    with warnings.catch_warnings():  # Jupyter without ipywidgets: tqdm falls back to text
+        warnings.filterwarnings("ignore", message=".*IProgress not found.*")
+        from tqdm.auto import tqdm
+    bar = tqdm(total=total, desc=progress if isinstance(progress, str) else "Sweep",
+               unit="run")
+    try:
+        yield bar
+    finally:
+        bar.close()
+
+
+def _describe(values):
+    """A run's swept values as 'key=value, ...' (None values left out), for the progress bar."""
+    return ", ".join(f"{key}={value}" for key, value in values.items() if value is not None)
 
 
 # ---- the results table ----
@@ -294,9 +444,11 @@ def save_sweep(df, path):
     """Write a sweep's table, histories and attrs included, as JSON, atomically.
 
     Unlike df.to_json, which keeps 10 significant digits, this keeps every number exactly, and
-    load_sweep gives back the same DataFrame: columns, dtypes, index and attrs. For the table
-    alone, as CSV: df.drop(columns='history').to_csv(path, index=False).
+    load_sweep gives back the same DataFrame: columns, dtypes, index and attrs. Trained models
+    (keep_models) are not saved. For the table alone, as CSV:
+    df.drop(columns='history').to_csv(path, index=False).
     """
+    df = df.drop(columns=[MODEL_COLUMN], errors="ignore")
     cells = df.astype(object).where(df.notna(), None)  # NaN and <NA> as JSON's null
     write_json(path, {"params": df.attrs.get("params", []),
                       "base_cfg": df.attrs.get("base_cfg"),

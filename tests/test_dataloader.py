@@ -205,3 +205,24 @@ def test_drop_last_leaves_out_the_smaller_last_batch(tmp_path, drop_last, length
     loader = build_dataloader(folder, 1, 16, shuffle=True, mode="train", val_size=5,
                               rng=np.random.default_rng(0), drop_last=drop_last)
     assert [len(labels) for _, labels in loader] == lengths and len(loader) == len(lengths)
+
+
+@pytest.mark.parametrize("val_split", ["last", "random"])
+def test_no_split_copies_the_training_images(tmp_path, val_split):
+    """Both splits read the one cached array of the training file: 'last' as slices of it,
+    'random' through row indices; every batch is the split's own rows, preprocessed."""
+    folder, arrays = write_dataset(tmp_path, num_train=60)
+    file_rows = arrays["train"][0].reshape(60, -1)
+    train, val = (Dataset(folder, mode, val_size=15, val_split=val_split, split_seed=3)
+                  for mode in ("train", "val"))
+    from mnistlab.dataloader import load_idx_split
+    cached = load_idx_split(folder, "train")[0]
+    for dataset in (train, val):
+        assert np.shares_memory(dataset._source, cached)
+        assert dataset.num_features == 784
+        indices = np.array([4, 0, 9, 4])
+        images, labels = dataset[indices]
+        split_rows = dataset.images[indices]
+        np.testing.assert_array_equal(images, preprocess(split_rows, np.float64, "center"))
+        assert all(any((row == file_row).all() for file_row in file_rows) for row in split_rows)
+        np.testing.assert_array_equal(labels, dataset.labels[indices])

@@ -79,6 +79,102 @@ def test_block_max_pooling_equals_the_plain_one_ties_included(kernel_size, strid
     np.testing.assert_array_equal(quick.backward(dout), plain.backward(dout))
 
 
+def _channel_major(array):
+    """The same values as (N, C, H, W) array, laid out channel-major (C, N, H, W) in memory."""
+    return np.ascontiguousarray(array.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+
+
+@pytest.mark.parametrize("kernel_size, stride, shape", [
+    (2, 2, (2, 3, 8, 8)), (2, 2, (2, 2, 7, 9)), (3, 2, (2, 3, 9, 7)), (2, 1, (2, 2, 5, 5))])
+def test_max_pooling_of_channel_major_input_equals_the_plain_one(kernel_size, stride, shape):
+    rng = np.random.default_rng(6)
+    x = _channel_major(rng.integers(0, 3, shape).astype(np.float32))
+    plain, quick = layers.MaxPool2d(kernel_size, stride), fast.MaxPool2d(kernel_size, stride)
+    out = plain.forward(x)
+    np.testing.assert_array_equal(quick.forward(x), out)
+    dout = _channel_major(rng.standard_normal(out.shape).astype(np.float32))
+    np.testing.assert_array_equal(quick.backward(dout), plain.backward(dout))
+
+
+# --- batch normalisation on channel-major rows, in-place ReLU ---------------------------------
+
+def test_the_convolution_output_is_channel_major():
+    conv = fast.Conv2d(3, 4, 3, padding=1, rng=np.random.default_rng(0))
+    out = conv.forward(np.random.default_rng(1).standard_normal((2, 3, 5, 5)))
+    assert out.shape == (2, 4, 5, 5) and fast._is_channel_major(out)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layout", [np.ascontiguousarray, _channel_major])
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("shape", [(16, 4, 7, 7), (3, 2, 1, 5), (64, 3, 14, 14)])
+def test_channel_major_batch_norm_equals_the_plain_one_bitwise(dtype, layout, training, shape):
+    rng = np.random.default_rng(9)
+    plain, quick = layers.BatchNorm2d(shape[1], dtype=dtype), fast.BatchNorm2d(shape[1],
+                                                                               dtype=dtype)
+    for layer in (plain, quick):
+        layer.gamma[...] = np.linspace(0.5, 2, shape[1]).reshape(layer.gamma.shape)
+        layer.beta[...] = np.linspace(-1, 1, shape[1]).reshape(layer.beta.shape)
+        layer.running_mean[...] = 0.3
+        layer.running_var[...] = 1.7
+        layer.train(training)
+    for step in range(2):  # the second step sees updated running statistics
+        x = layout((3 * rng.standard_normal(shape) + 1).astype(dtype))
+        out = quick.forward(x)
+        np.testing.assert_array_equal(out, plain.forward(x))
+        assert out.dtype == dtype
+        assert fast._is_channel_major(out) or layout is np.ascontiguousarray
+        dout = layout(rng.standard_normal(shape).astype(dtype))
+        np.testing.assert_array_equal(quick.backward(dout), plain.backward(dout))
+        for name in ("grad_gamma", "grad_beta", "running_mean", "running_var"):
+            np.testing.assert_array_equal(getattr(quick, name), getattr(plain, name))
+            assert getattr(quick, name).shape == getattr(plain, name).shape
+
+
+def test_in_place_relu_equals_the_plain_one_bitwise():
+    rng = np.random.default_rng(10)
+    x = rng.standard_normal((4, 3, 5, 5)).astype(np.float32)
+    x[0, 0, 0, :2] = [0.0, -0.0]
+    dout = rng.standard_normal(x.shape).astype(np.float32)
+    plain, quick = layers.ReLU(), fast.ReLU()
+    expected_out, expected_dx = plain.forward(x), plain.backward(dout)
+    np.testing.assert_array_equal(quick.forward(x.copy()), expected_out)
+    np.testing.assert_array_equal(quick.backward(dout.copy()), expected_dx)
+
+
+def test_the_fast_cnn_step_equals_the_one_of_plain_layers():
+    """The zoo's CNN built of fast layers and the same net of plain layers: equal losses and
+    gradients to 1e-12 in float64 (the sums of the products run in another order)."""
+    from mnistlab.model import Sequential, build_cnn
+    quick = build_cnn(rng=np.random.default_rng(0), dtype=np.float64, channels=(3, 4),
+                      hidden=(10,))
+    plain_layers = []
+    for layer in quick.layers:
+        twin = {fast.Conv2d: layers.Conv2d, fast.BatchNorm2d: layers.BatchNorm2d,
+                fast.ReLU: layers.ReLU, fast.MaxPool2d: layers.MaxPool2d}.get(type(layer))
+        if twin is None:
+            plain_layers.append(layer.__class__.__new__(layer.__class__))
+            plain_layers[-1].__dict__.update({k: (v.copy() if isinstance(v, np.ndarray) else v)
+                                              for k, v in layer.__dict__.items()})
+            continue
+        copy = twin.__new__(twin)
+        copy.__dict__.update({k: (v.copy() if isinstance(v, np.ndarray) else v)
+                              for k, v in layer.__dict__.items()})
+        plain_layers.append(copy)
+    plain = Sequential(plain_layers, input_shape=quick.input_shape)
+    rng = np.random.default_rng(1)
+    for _ in range(2):
+        images, labels = rng.standard_normal((6, 784)), rng.integers(0, 10, 6)
+        loss_quick, _ = quick.forward(images, labels)
+        loss_plain, _ = plain.forward(images, labels)
+        assert loss_quick == pytest.approx(loss_plain, rel=1e-12)
+        quick.gradient_computing()
+        plain.gradient_computing()
+        for (name, _, g_quick), (_, _, g_plain) in zip(quick.named_parameters(),
+                                                       plain.named_parameters()):
+            np.testing.assert_allclose(g_quick, g_plain, rtol=1e-12, atol=1e-12, err_msg=name)
+
+
 # --- prefetched batches ----------------------------------------------------------------------
 
 def _epochs(loader, count):

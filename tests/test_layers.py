@@ -390,3 +390,17 @@ def test_every_layer_follows_the_train_eval_switch():
 def test_layers_reject_non_float_dtypes():
     with pytest.raises(ValueError, match="invalid dtype: int64"):
         Linear(2, 2, dtype=np.int64)
+
+
+@pytest.mark.parametrize("make", [lambda init, rng: Linear(400, 30, rng=rng, init=init),
+                                  lambda init, rng: Conv2d(16, 8, 3, rng=rng, init=init)])
+def test_pytorchs_uniform_initialisation_is_bounded_by_one_over_root_fan_in(make):
+    layer = make("uniform", np.random.default_rng(0))
+    fan_in = layer.W.size // layer.W.shape[-1 if isinstance(layer, Linear) else 0]
+    bound = 1 / np.sqrt(fan_in)
+    for array in (layer.W, layer.b):
+        assert np.abs(array).max() <= bound and np.abs(array).max() > 0.9 * bound
+    he = make("he", np.random.default_rng(0))
+    assert np.all(he.b == 0) and he.W.std() > 2 * layer.W.std()
+    with pytest.raises(ValueError, match="invalid init: 'xavier'"):
+        make("xavier", np.random.default_rng(0))

@@ -378,3 +378,100 @@ def test_numpy_values_in_the_grid_are_saved_as_plain_numbers(base, tmp_path):
     row = json.load(open(path))["rows"][0]
     assert type(row["learning_rate"]) is float and type(row["batch_size"]) is int
     assert load_sweep(str(path)).equals(result)
+
+
+# ---- lists of grids, keeping the test set out, trained models, progress ----
+
+def test_a_list_of_grids_trains_each_grid_in_turn(base, serial):
+    result = sweep(base, [{"learning_rate": [0.01, 0.1], "batch_size": [32]},
+                          {"batch_size": [100], "max_epoch": [3]}])
+    assert result.attrs["params"] == ["learning_rate", "batch_size", "max_epoch"]
+    assert list(zip(result.learning_rate, result.batch_size, result.max_epoch)) == [
+        (0.01, 32, 2), (0.1, 32, 2), (0.01, 100, 3)]  # base's values where a grid sets none
+    assert [len(h["val_acc"]) for h in result.history] == [2, 2, 3]
+    assert result.loc[1, "history"]["val_acc"] == serial.loc[2, "history"]["val_acc"]
+
+
+def test_run_cfgs_fills_the_keys_other_grids_sweep_with_the_runs_own_values(base):
+    swept, cfgs = run_cfgs({**base, "momentum": None},
+                           [{"optimizer": ["sgd"], "momentum": [0.9]}, {"optimizer": ["adam"]}])
+    assert swept == [{"optimizer": "sgd", "momentum": 0.9}, {"optimizer": "adam", "momentum": None}]
+    assert [cfg["optimizer"] for cfg in cfgs] == ["sgd", "adam"]
+
+
+@pytest.mark.parametrize("grid, message", [([], "at least one grid"),
+                                           ([{"batch_size": [32]}, [1]], "each a dict"),
+                                           ([{"batch_size": 32}], r"grid\['batch_size'\] = 32")])
+def test_a_bad_list_of_grids_fails_before_training(base, no_training, grid, message):
+    with pytest.raises(ConfigError, match=message):
+        sweep(base, grid)
+
+
+def test_without_test_the_test_set_is_never_read(base, monkeypatch):
+    def refuse(self):
+        raise AssertionError("the test set was read")
+    monkeypatch.setattr(Solver, "test", refuse)
+    result = sweep(base, {"learning_rate": [0.1]}, test=False)
+    assert result["test_acc"].isna().all() and result["test_loss"].isna().all()
+    assert result.loc[0, "best_val_acc"] > 0.5
+
+
+def test_kept_models_hold_the_best_epoch_when_patience_outlasts_the_run(base, serial):
+    result = sweep({**base, "patience": 10}, {"learning_rate": [0.01, 0.1]}, n_jobs=2,
+                   test=False, keep_models=True)
+    assert list(result.columns)[-1] == "trained_model"
+    for i, row in result.iterrows():
+        assert row["history"]["val_acc"] == serial.loc[2 * i, "history"]["val_acc"]  # same runs
+        tester = Solver({**base, "model": row["trained_model"]})
+        assert tester.validate()[1] == row["best_val_acc"]
+    assert without_times(result.drop(columns="trained_model")).shape[0] == 2
+
+
+def test_save_sweep_leaves_the_trained_models_out(base, tmp_path):
+    result = sweep(base, {"learning_rate": [0.1]}, keep_models=True)
+    save_sweep(result, str(tmp_path / "s.json"))
+    loaded = load_sweep(str(tmp_path / "s.json"))
+    assert "trained_model" not in loaded and loaded.equals(result.drop(columns="trained_model"))
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_a_progress_bar_counts_the_finished_runs(base, serial, capsys, n_jobs):
+    result = sweep(base, GRID, n_jobs=n_jobs, progress="Grid")
+    err = capsys.readouterr().err
+    assert "Grid: 100%" in err and "4/4" in err
+    assert_same_numbers(result, serial)  # and the rows stay in grid order
+
+
+def test_a_backend_that_cannot_stream_results_still_shows_progress(base, serial, capsys):
+    with joblib.parallel_config(backend="multiprocessing"):
+        result = sweep(base, GRID, n_jobs=2, progress=True)
+    assert "4/4" in capsys.readouterr().err
+    assert_same_numbers(result, serial)
+
+
+# ---- several epochs of one run ----------------------------------------------------------------
+
+def test_eval_epochs_give_the_rows_of_shorter_runs(tiny_data):
+    base = tiny_cfg(tiny_data, max_epoch=3)
+    grid = {"learning_rate": [0.01, 0.05]}
+    measured = sweep(base, grid, eval_epochs=[3, 1])
+    assert list(measured.columns[:2]) == ["learning_rate", "epoch"]
+    assert list(measured["epoch"]) == [1, 3, 1, 3]
+    for epochs in (1, 3):
+        alone = sweep({**base, "max_epoch": epochs}, grid)
+        rows = measured[measured["epoch"] == epochs].reset_index(drop=True)
+        for column in ("final_val_acc", "test_acc", "test_loss", "final_train_loss"):
+            assert list(rows[column]) == list(alone[column]), column
+        assert [len(h["val_acc"]) for h in rows["history"]] == [epochs, epochs]
+
+
+@pytest.mark.parametrize("extra, eval_epochs, message", [
+    ({"lr_schedule": "cosine"}, [1, 2], "constant learning rate"),
+    ({"patience": 1}, [1, 2], "no early stopping"),
+    ({}, [1, 5], "goes up to 5 but a run has max_epoch 3"),
+    ({}, [0], "invalid eval_epochs entry: 0"),
+])
+def test_eval_epochs_that_cannot_stand_for_shorter_runs_are_refused(tiny_data, extra,
+                                                                    eval_epochs, message):
+    with pytest.raises(ValueError, match=message):
+        sweep(tiny_cfg(tiny_data, max_epoch=3, **extra), {}, eval_epochs=eval_epochs)

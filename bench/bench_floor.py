@@ -1,0 +1,348 @@
+"""Every model's epoch as a ratio to its arithmetic floor, and to the code before a change.
+
+    python bench/bench_floor.py                                  # current code only
+    python bench/bench_floor.py --baseline /tmp/baseline         # and the older checkout
+    python bench/bench_floor.py --baseline /tmp/baseline --busy  # and under 2 busy processes
+
+The older checkout is made with `git worktree add /tmp/baseline <commit>`; it is imported
+with PYTHONPATH pointing at it, in a process of its own.
+
+What a process measures (all in that one process, so that the ratios do not depend on the
+machine's spell):
+
+- softmax, float64 and float32, batch 100: a whole training epoch with validation
+  (Solver.train, history.epoch_time), and its floor, a bare loop doing only the two
+  (100 x 784) . (784 x 10) products of every batch (forward x W, backward x^T d) on
+  contiguous arrays, with one BLAS thread;
+- mlp (batch 128) and cnn (batch 64), float32: the training step (forward, backward, the
+  optimizer's update) over `--batches` batches prepared beforehand, extrapolated to the
+  55,000-sample epoch, and its floor, the model's matrix products alone (the BLAS calls
+  with the same shapes, forward and backward) under the same BLAS thread limit; also the
+  training thread's CPU time (time.thread_time) of the step, which a busy machine does not
+  inflate (with one BLAS thread, all the step's work runs on that thread).
+
+The parent runs `--rounds` rounds; in each, the current code and the baseline alternate
+(each a fresh process), and the ratios current / baseline are taken within the round. The
+table gives medians over rounds and their range. `--blas-threads N` sets cfg['blas_threads']
+for both sides (by default each Solver chooses: measure with what the tree holds). `--busy` repeats the current code with
+two CPU-bound processes started beside it (`python -c 'while True: pass'`), and gives each
+epoch's ratio to the same round's idle one. `uptime` is printed before and after: on a
+shared machine, read the ratios, not the absolute times.
+"""
+import argparse
+import contextlib
+import io
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EPOCH_SAMPLES = 55000
+STEP_MODELS = {"mlp": 128, "cnn": 64}  # model: batch size
+TARGETS = {  # what the issue asks, as (name, limit, 'max' or 'min')
+    "softmax_float64 / floor": (1.7, "max"), "softmax_float32 / floor": (2.2, "max"),
+    "cnn speed-up": (1.6, "min"), "mlp speed-up": (1.3, "min"),
+}
+
+
+# ---- the floors: the matrix products alone ------------------------------------------------
+
+def _gemm_shapes(model_name, batch):
+    """[(m, k, n, transpose_a, transpose_b)] of every matrix product of one training step."""
+    if model_name == "mlp":
+        sizes = (784, 512, 128, 10)
+        shapes = []
+        for index, (d, m) in enumerate(zip(sizes[:-1], sizes[1:])):
+            shapes.append((batch, d, m, False, False))            # x @ W
+            shapes.append((d, batch, m, True, False))              # x^T @ dout
+            if index:
+                shapes.append((batch, m, d, False, True))          # dout @ W^T
+        return shapes
+    if model_name == "cnn":
+        shapes = []
+        channels, side = 1, 28
+        for index, out_channels in enumerate((16, 32)):
+            k, cols = channels * 9, batch * side * side
+            shapes.append((out_channels, k, cols, False, False))   # W @ cols
+            shapes.append((out_channels, cols, k, False, True))    # dout @ cols^T
+            if index:
+                shapes.append((k, out_channels, cols, True, False))  # W^T @ dout
+            channels, side = out_channels, side // 2
+        sizes = (channels * side * side, 392, 196, 10)
+        for d, m in zip(sizes[:-1], sizes[1:]):
+            shapes += [(batch, d, m, False, False), (d, batch, m, True, False),
+                       (batch, m, d, False, True)]
+        return shapes
+    raise ValueError(model_name)
+
+
+def products_seconds(shapes, dtype, repeats=20):
+    """Median time of one pass over the products `shapes` on random contiguous arrays."""
+    rng = np.random.default_rng(0)
+    operands = []
+    for m, k, n, ta, tb in shapes:
+        a = rng.standard_normal((k, m) if ta else (m, k)).astype(dtype)
+        b = rng.standard_normal((n, k) if tb else (k, n)).astype(dtype)
+        operands.append((a.T if ta else a, b.T if tb else b))
+    times = []
+    for _ in range(repeats + 2):
+        start = time.perf_counter()
+        for a, b in operands:
+            a @ b
+        times.append(time.perf_counter() - start)
+    return float(np.median(times[2:]))
+
+
+def softmax_floor(dtype, batch=100, samples=EPOCH_SAMPLES):
+    """Seconds of the bare loop: per batch, x W and x^T d, (100 x 784) . (784 x 10)."""
+    from threadpoolctl import threadpool_limits
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((samples, 784)).astype(dtype)
+    w = rng.standard_normal((784, 10)).astype(dtype)
+    d = rng.standard_normal((batch, 10)).astype(dtype)
+    best = []
+    with threadpool_limits(limits=1, user_api="blas"):
+        for _ in range(3):
+            start = time.perf_counter()
+            for first in range(0, samples, batch):
+                xb = x[first:first + batch]
+                xb @ w
+                xb.T @ d
+            best.append(time.perf_counter() - start)
+    return float(np.median(best))
+
+
+# ---- one process's measurement ------------------------------------------------------------
+
+BLAS_THREADS = None  # cfg['blas_threads'] of every measured run (None: the Solver's default)
+
+
+def _quiet_solver(cfg):
+    from mnistlab import Solver
+    with contextlib.redirect_stdout(io.StringIO()):
+        return Solver({"display_freq": 10**9, "seed": 0, "blas_threads": BLAS_THREADS, **cfg})
+
+
+def softmax_epoch(dtype, epochs):
+    """Median epoch time (validation included) of softmax regression, batch 100, lr 0.01."""
+    runner = _quiet_solver({"max_epoch": epochs, "batch_size": 100, "learning_rate": 0.01,
+                            "momentum": 0.9, "dtype": dtype})
+    with contextlib.redirect_stdout(io.StringIO()):
+        runner.train()
+    return float(np.median(runner.history.epoch_time))
+
+
+def step_epoch(model_name, batches):
+    """(epoch-equivalent seconds of the training step, floor seconds) for mlp or cnn, float32."""
+    batch = STEP_MODELS[model_name]
+    cfg = {"model": model_name, "dtype": "float32", "batch_size": batch, "max_epoch": 1}
+    cfg.update({"optimizer": "adam", "learning_rate": 0.001} if model_name == "cnn" else
+               {"learning_rate": 0.03, "momentum": 0.9})
+    runner = _quiet_solver(cfg)
+    prepared = []
+    for images, labels in runner.train_loader:
+        prepared.append((images, labels))
+        if len(prepared) == batches + 5:
+            break
+    model, optimizer = runner.model, runner.optimizer
+    model.train()
+    with runner._blas_threads():
+        times, cpu_times = [], []
+        for images, labels in prepared:
+            start, cpu_start = time.perf_counter(), time.thread_time()
+            model.forward(images, labels)
+            model.gradient_computing()
+            optimizer.step()
+            times.append(time.perf_counter() - start)
+            cpu_times.append(time.thread_time() - cpu_start)
+        floor = products_seconds(_gemm_shapes(model_name, batch), np.float32)
+    steps = -(-EPOCH_SAMPLES // batch)
+    return (float(np.median(times[5:])) * steps, floor * steps,
+            float(np.median(cpu_times[5:])) * steps)
+
+
+def child(args):
+    """Measure everything in this process; print one JSON line."""
+    global BLAS_THREADS
+    BLAS_THREADS = args.blas_threads
+    result = {"pythonpath": os.environ.get("PYTHONPATH", ""), "load": os.getloadavg()[0]}
+    for dtype in ("float64", "float32"):
+        result[f"softmax_{dtype}"] = softmax_epoch(dtype, args.epochs)
+        result[f"softmax_{dtype}_floor"] = softmax_floor(dtype)
+    for name in STEP_MODELS:
+        result[name], result[f"{name}_floor"], result[f"{name}_cpu"] = step_epoch(name,
+                                                                                 args.batches)
+    try:
+        from threadpoolctl import threadpool_info
+        result["blas"] = [pool["num_threads"] for pool in threadpool_info()
+                          if pool["user_api"] == "blas"]
+    except ImportError:
+        pass
+    print(json.dumps(result))
+
+
+# ---- the parent: rounds, baselines, busy processes -----------------------------------------
+
+def run_child(args, pythonpath=None, blas_threads="same"):
+    blas_threads = args.blas_threads if blas_threads == "same" else blas_threads
+    env = dict(os.environ)
+    if pythonpath:
+        env["PYTHONPATH"] = pythonpath
+    else:
+        env.pop("PYTHONPATH", None)
+    command = [sys.executable, os.path.abspath(__file__), "--child", "--epochs",
+               str(args.epochs), "--batches", str(args.batches)]
+    if blas_threads is not None:
+        command += ["--blas-threads", str(blas_threads)]
+    out = subprocess.run(command, check=True, capture_output=True, text=True, env=env,
+                         cwd="/tmp").stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+@contextlib.contextmanager
+def busy_processes(count):
+    """`count` CPU-bound processes running for the duration of the block (stopped by pid)."""
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+    try:
+        time.sleep(0.5)
+        yield
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait()
+
+
+def uptime():
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+KEYS = ("softmax_float64", "softmax_float32", "mlp", "cnn")
+
+
+def summarise(rounds, has_baseline, has_busy):
+    def stat(values):
+        return statistics.median(values), min(values), max(values)
+
+    rows = []
+    for key in KEYS:
+        row = {"key": key, "epoch": stat([r["current"][key] for r in rounds]),
+               "floor": stat([r["current"][f"{key}_floor"] for r in rounds]),
+               "ratio_floor": stat([r["current"][key] / r["current"][f"{key}_floor"]
+                                    for r in rounds])}
+        if has_baseline:
+            row["baseline"] = stat([r["baseline"][key] for r in rounds])
+            row["baseline_floor"] = stat([r["baseline"][key] / r["baseline"][f"{key}_floor"]
+                                          for r in rounds])
+            row["speedup"] = stat([r["baseline"][key] / r["current"][key] for r in rounds])
+            if f"{key}_cpu" in rounds[0]["current"]:
+                row["cpu_speedup"] = stat([r["baseline"][f"{key}_cpu"] / r["current"][f"{key}_cpu"]
+                                           for r in rounds])
+        if has_busy:
+            row["busy"] = stat([r["busy"][key] for r in rounds])
+            row["busy_ratio"] = stat([r["busy"][key] / r["current"][key] for r in rounds])
+        rows.append(row)
+    return rows
+
+
+def fmt(triple, digits=3, suffix=""):
+    median, low, high = triple
+    return f"{median:.{digits}f}{suffix} ({low:.{digits}f}-{high:.{digits}f})"
+
+
+def print_report(rows, args):
+    print(f"\n{args.rounds} rounds; medians (range over rounds). Epochs of mlp/cnn are the "
+          f"training step over {args.batches} batches, extrapolated to 55,000 samples.\n")
+    header = "| model | epoch (s) | floor (s) | epoch / floor |"
+    if args.baseline:
+        header += " baseline epoch (s) | baseline / its floor | speed-up (baseline / current) |"
+    if args.busy:
+        header += " busy epoch (s) | busy / idle |"
+    print(header)
+    print("|" + "---|" * (header.count("|") - 1))
+    for row in rows:
+        line = (f"| {row['key']} | {fmt(row['epoch'])} | {fmt(row['floor'])} | "
+                f"{fmt(row['ratio_floor'], 2, 'x')} |")
+        if args.baseline:
+            line += (f" {fmt(row['baseline'])} | {fmt(row['baseline_floor'], 2, 'x')} | "
+                     f"{fmt(row['speedup'], 2, 'x')} |")
+        if args.busy:
+            line += f" {fmt(row['busy'])} | {fmt(row['busy_ratio'], 2, 'x')} |"
+        print(line)
+    if args.baseline:
+        print("\nCPU time of the training thread (the step's own work, whatever the machine's "
+              "load; meaningful with one BLAS thread): speed-up baseline / current")
+        for row in rows:
+            if "cpu_speedup" in row:
+                print(f"- {row['key']}: {fmt(row['cpu_speedup'], 3, 'x')}")
+    print()
+    by_key = {row["key"]: row for row in rows}
+    checks = [("softmax_float64 / floor", by_key["softmax_float64"]["ratio_floor"][0]),
+              ("softmax_float32 / floor", by_key["softmax_float32"]["ratio_floor"][0])]
+    if args.baseline:
+        checks += [("cnn speed-up", by_key["cnn"]["speedup"][0]),
+                   ("mlp speed-up", by_key["mlp"]["speedup"][0])]
+    for name, value in checks:
+        limit, kind = TARGETS[name]
+        met = value <= limit if kind == "max" else value >= limit
+        print(f"{name}: {value:.2f} (target {'<=' if kind == 'max' else '>='} {limit}: "
+              f"{'met' if met else 'NOT met'})")
+    if args.busy:
+        for row in rows:
+            value = row["busy_ratio"][0]
+            print(f"{row['key']} busy / idle: {value:.2f} (target <= 4: "
+                  f"{'met' if value <= 4 else 'NOT met'})")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=2, help="softmax epochs per process")
+    parser.add_argument("--batches", type=int, default=120, help="mlp/cnn steps timed")
+    parser.add_argument("--baseline", help="checkout of the code before the change")
+    parser.add_argument("--busy", action="store_true", help="also run beside 2 busy processes")
+    parser.add_argument("--blas-threads", type=int, default=None,
+                        help="cfg['blas_threads'] of every run, current and baseline (default: "
+                             "each Solver's own choice)")
+    parser.add_argument("--baseline-default-threads", action="store_true",
+                        help="run the baseline with its Solver's own BLAS threads whatever "
+                             "--blas-threads says (the code before the change, as it was)")
+    parser.add_argument("--json", help="write every round's raw numbers here")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args)
+        return
+    print(f"load average before: {uptime()}  cores: {os.cpu_count()}  blas_threads: "
+          f"{'each Solver default' if args.blas_threads is None else args.blas_threads}")
+    rounds = []
+    for number in range(args.rounds):
+        measured = {}
+        order = ["current", "baseline"] if number % 2 == 0 else ["baseline", "current"]
+        for which in order:
+            if which == "baseline" and not args.baseline:
+                continue
+            if which == "baseline":
+                measured[which] = run_child(args, args.baseline, None if
+                                            args.baseline_default_threads else "same")
+            else:
+                measured[which] = run_child(args, ROOT)
+        if args.busy:
+            with busy_processes(2):
+                measured["busy"] = run_child(args, ROOT)
+        rounds.append(measured)
+        print(f"round {number}: load {uptime()}: " + ", ".join(
+            f"{which} cnn {m['cnn']:.2f}s" for which, m in measured.items()), flush=True)
+    print(f"load average after: {uptime()}")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(rounds, f, indent=1)
+    print_report(summarise(rounds, bool(args.baseline), args.busy), args)
+
+
+if __name__ == "__main__":
+    main()

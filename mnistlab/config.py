@@ -181,8 +181,9 @@ OPTIONS = {
     "checkpoint_dir": Option(None, "folder for last.npz (every epoch) and best.npz checkpoints",
                              optional(text)),
     "blas_threads": Option(None, "threads of the BLAS matrix products (None: one for 'softmax', "
-                           "whose tiny products lose more to thread hand-offs than they gain, "
-                           "the library's default for bigger models)",
+                           "whose tiny products lose more to thread hand-offs than they gain; "
+                           "for bigger models as many as fit beside the prefetching thread on "
+                           "the cores this process may use)",
                            optional(integer(1, MAX_BLAS_THREADS))),
     "prefetch": Option(2, "batches a background thread prepares ahead of training on them "
                        "(0: none); the results are the same either way",

@@ -9,7 +9,6 @@ validates and tests, printing the assignment's log lines.
 From a terminal, `mnistlab --help` (or `python solver.py --help` in the repository) lists
 every cfg key (see cli.py).
 """
-import contextlib
 import math
 import os
 import time
@@ -26,6 +25,7 @@ from .early_stopping import EarlyStopping
 from .history import History
 from .loss import SoftmaxCrossEntropyLoss
 from .optimizer import NonFiniteGradientError
+from .threads import limit_blas_threads
 
 
 class TrainingDivergedError(FloatingPointError):
@@ -213,13 +213,16 @@ class Solver:
         return totals.means()
 
     def _blas_threads(self):
-        """Limit BLAS to cfg['blas_threads'] threads; by default to one for the softmax model,
-        whose small matrix products lose more to thread hand-offs than they gain."""
+        """Limit BLAS to cfg['blas_threads'] threads. By default: one for the softmax model,
+        whose small matrix products lose more to thread hand-offs than they gain; for other
+        models as many as fit beside the run's prefetching thread on the cores the process
+        may use (threads.blas_threads), never more than a limit already in force (a sweep
+        worker's one thread)."""
         threads = self.cfg["blas_threads"]
         if threads is None and isinstance(self.model, SoftmaxCrossEntropyLoss):
             threads = 1
         if threads is None:
-            return contextlib.nullcontext()
+            return limit_blas_threads(busy_threads=1 if self.cfg["prefetch"] else 0)
         return threadpool_limits(limits=threads, user_api="blas")
 
     def _progress(self, loader, total):

@@ -79,6 +79,7 @@ which the tests use), register Ray's joblib backend first:
         df = sweep(base, grid, n_jobs=-1)
 """
 import contextlib
+import copy
 import io
 import itertools
 import json
@@ -256,8 +257,8 @@ def train_and_measure(cfg, threshold=0.9, verbose=False, blas_threads=1, test=Tr
                 raise KeyboardInterrupt
             test_loss, test_acc = (None, None) if diverged or not test else runner.test()
             result = measures(runner.history, test_loss, test_acc, threshold, diverged)
-            if keep_model:
-                result[MODEL_COLUMN] = runner.model
+            if keep_model:  # a copy per measured epoch: training goes on changing the model
+                result[MODEL_COLUMN] = copy.deepcopy(runner.model) if eval_epochs else runner.model
             results.append(result if epoch is None else {"epoch": epoch, **result})
             if diverged:
                 break

@@ -321,3 +321,22 @@ def test_training_in_parts_equals_training_at_once(tiny_data, capsys):
         assert parts.epoch == min(until, 4)
     assert parts.history.val_acc == whole.history.val_acc
     np.testing.assert_array_equal(parts.model.W, whole.model.W)
+
+
+def test_a_prefetching_model_run_leaves_a_core_to_the_prefetching_thread(tiny_data, capsys,
+                                                                         monkeypatch):
+    from threadpoolctl import threadpool_info
+
+    from mnistlab import threads
+    monkeypatch.setattr(threads, "available_cores", lambda: 2)
+    runner = Solver(tiny_cfg(tiny_data, model="mlp", max_epoch=1, prefetch=2))
+    seen = []
+    original = runner._train_one_epoch
+
+    def spy():
+        seen.append([pool["num_threads"] for pool in threadpool_info()
+                     if pool["user_api"] == "blas"])
+        return original()
+    monkeypatch.setattr(runner, "_train_one_epoch", spy)
+    runner.train()
+    assert seen and all(count == 1 for count in seen[0])

@@ -465,6 +465,15 @@ def test_eval_epochs_give_the_rows_of_shorter_runs(tiny_data):
         assert [len(h["val_acc"]) for h in rows["history"]] == [epochs, epochs]
 
 
+def test_eval_epochs_keep_the_model_of_each_measured_epoch(tiny_data):
+    base = tiny_cfg(tiny_data, max_epoch=3)
+    measured = sweep(base, {}, eval_epochs=[1, 3], keep_models=True, test=False)
+    first, last = measured["trained_model"]
+    assert first is not last
+    for model, row in zip((first, last), measured.itertuples()):
+        assert Solver({**base, "model": model}).validate()[1] == row.final_val_acc
+
+
 @pytest.mark.parametrize("extra, eval_epochs, message", [
     ({"lr_schedule": "cosine"}, [1, 2], "constant learning rate"),
     ({"patience": 1}, [1, 2], "no early stopping"),

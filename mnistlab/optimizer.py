@@ -69,9 +69,9 @@ class Optimizer(HyperparameterChecks):
                 p *= 1.0 - self.learning_rate * self.weight_decay
             elif self.weight_decay:
                 g = g + self.weight_decay * p
-            state = self.state.setdefault(name, {key: np.zeros_like(p)
-                                                 for key in self.state_names()})
-            self.update(p, g, state)
+            if name not in self.state:   # the state arrays start at 0
+                self.state[name] = {key: np.zeros_like(p) for key in self.state_names()}
+            self.update(p, g, self.state[name])
 
     def _parameters_and_gradients(self):
         """Yield (name, param, grad), grad in param's dtype, or raise naming the parameter."""

@@ -48,8 +48,9 @@ def installed_python(wheel, tmp_path_factory):
     ours = {sysconfig.get_paths()[key] for key in ("purelib", "platlib")}
     with open(os.path.join(site_packages, "borrowed_dependencies.pth"), "w") as f:
         f.write("\n".join(sorted(ours)) + "\n")
+    # --ignore-installed: the borrowed folders may hold an installed mnistlab of their own
     subprocess.run([str(python), "-m", "pip", "install", "--no-deps", "--no-index", "--quiet",
-                    str(wheel)], check=True, capture_output=True)
+                    "--ignore-installed", str(wheel)], check=True, capture_output=True)
     return python, site_packages
 
 

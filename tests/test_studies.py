@@ -16,7 +16,8 @@ STUDIES = os.path.join(ROOT, "studies")
 def test_study_notebook_executes_in_quick_mode(name, tmp_path, monkeypatch):
     monkeypatch.setenv("MPLBACKEND", "Agg")
     out = tmp_path / name
-    papermill.execute_notebook(os.path.join(STUDIES, name), str(out), parameters={"QUICK": True},
+    papermill.execute_notebook(os.path.join(STUDIES, name), str(out),
+                               parameters={"QUICK": True, "N_JOBS": 1},
                                cwd=STUDIES, kernel_name="python3", progress_bar=False)
     executed = nbformat.read(str(out), as_version=4)
     errors = [o for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", [])

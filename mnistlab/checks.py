@@ -120,12 +120,15 @@ class HyperparameterChecks:
         check = field.metadata.get("check") if field is not None else None
         super().__setattr__(name, value if check is None else check(name, value))
 
+    not_listed = ()   # declared values that hyperparameters() leaves out
+
     def hyperparameters(self):
-        """{name: value} of every declared hyper-parameter, in declaration order."""
-        return {name: getattr(self, name) for name in declared_hyperparameters(type(self))}
+        """{name: value} of the declared hyper-parameters, in the constructor's order."""
+        names = declared_hyperparameters(type(self), skip=self.not_listed)
+        return {name: getattr(self, name) for name in names}
 
     def __repr__(self):
-        return format_call(self, self.hyperparameters())
+        return format_call(self, declared_hyperparameters(type(self)))
 
 
 def declared_hyperparameters(cls, skip=()):

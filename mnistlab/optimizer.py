@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .checks import (HyperparameterChecks, declared_hyperparameters, format_call,
-                     hyperparameter, lookup, reject_unknown_keywords, switch)
+from .checks import (HyperparameterChecks, declared_hyperparameters, hyperparameter, lookup,
+                     reject_unknown_keywords, switch)
 
 
 class NonFiniteGradientError(FloatingPointError):
@@ -45,6 +45,7 @@ class Optimizer(HyperparameterChecks):
     model: object = field(repr=False)
     learning_rate: float = hyperparameter()
     decoupled_weight_decay = False
+    not_listed = ("learning_rate",)   # hyperparameters() are the rule's others
 
     def __post_init__(self):
         if not callable(getattr(self.model, "named_parameters", None)):
@@ -89,11 +90,6 @@ class Optimizer(HyperparameterChecks):
             seen.add(name)
             yield name, p, np.asarray(g).astype(p.dtype, copy=False)
 
-    def hyperparameters(self):
-        """{name: value} of the hyper-parameters beside the learning rate."""
-        names = declared_hyperparameters(type(self), skip=("learning_rate",))
-        return {name: getattr(self, name) for name in names}
-
     def state_dict(self):
         """A flat {key: numpy array} for np.savez(allow_pickle=False): 'rule', 'step_count',
         'learning_rate', 'hyperparameters/<name>', 'state/<parameter>/<state name>' (copies)."""
@@ -115,9 +111,6 @@ class Optimizer(HyperparameterChecks):
         for key in (key for key in saved if key.startswith("state/")):
             name, slot = key[len("state/"):].rsplit("/", 1)   # state/<parameter>/<slot>
             self.state.setdefault(name, {})[slot] = np.array(saved[key])
-
-    def __repr__(self):
-        return format_call(self, ["learning_rate", *self.hyperparameters()])
 
 
 # ---- the rules ----------------------------------------------------------------------------------

@@ -10,11 +10,13 @@ The modules, one responsibility each:
 
     data:      idx (the IDX file format), data_home (where the data is), download (into the cache),
                dataloader (splits, batches)
-    models:    layers (forward/backward pairs), loss (the softmax cross-entropy model),
-               model (Sequential and the model registry)
+    models:    module (what layers and models share), layers (forward/backward pairs),
+               fast (their optimised twins), loss (softmax cross-entropy, margin heads,
+               the assignment's model), model (Sequential and the model registry)
     training:  optimizer (update rules), schedule (learning rates), solver (the loop),
                history, early_stopping, checkpoint, config (every cfg key)
-    around it: sweep (grids of runs), visualize (figures), gradcheck (numerical gradients),
+    around it: sweeps (grids of runs), threads (BLAS threads that fit the cores),
+               visualize (figures), gradcheck (numerical gradients),
                cli (the command line), checks and fileio (shared helpers)
 """
 from .checkpoint import CheckpointError
@@ -27,11 +29,12 @@ from .layers import (BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, Layer, 
                      MaxPool2d, ReLU)
 from .loss import SoftmaxCrossEntropyLoss
 from .model import MODELS, Sequential, build_model
-from .optimizer import OPTIMIZERS, SGD, Adagrad, Adam, Adamax, AdamW, RMSProp
+from .optimizer import ASGD, OPTIMIZERS, SGD, Adagrad, Adam, Adamax, AdamW, RMSProp, Rprop
 from .schedule import SCHEDULES, ConstantLR, CosineLR, StepLR
 from .solver import Solver, TrainingDivergedError
 from .sweeps import sweep
-from .visualize import (plot_confusion_matrix, plot_heatmap, plot_loss_and_acc,
+from .fileio import OutputError
+from .visualize import (plot_confusion_matrix, plot_heatmap, plot_histories, plot_loss_and_acc,
                         plot_misclassified, plot_sweep, plot_weight_templates)
 
 __version__ = "0.2.0"
@@ -43,11 +46,11 @@ __all__ = [
     "SoftmaxCrossEntropyLoss", "Sequential", "build_model", "MODELS",
     "Layer", "Linear", "ReLU", "BatchNorm1d", "BatchNorm2d", "Dropout", "Conv2d", "MaxPool2d",
     "Flatten",
-    "SGD", "Adam", "AdamW", "Adagrad", "RMSProp", "Adamax", "OPTIMIZERS",
+    "SGD", "Adam", "AdamW", "Adagrad", "RMSProp", "Adamax", "ASGD", "Rprop", "OPTIMIZERS",
     "ConstantLR", "StepLR", "CosineLR", "SCHEDULES",
     "sweep", "gradcheck",
-    "plot_loss_and_acc", "plot_sweep", "plot_heatmap", "plot_confusion_matrix",
+    "plot_loss_and_acc", "plot_histories", "plot_sweep", "plot_heatmap", "plot_confusion_matrix",
     "plot_weight_templates", "plot_misclassified",
-    "ConfigError", "DataNotFoundError", "IDXError", "CheckpointError",
+    "ConfigError", "DataNotFoundError", "IDXError", "CheckpointError", "OutputError",
     "GradientCheckError",
 ]

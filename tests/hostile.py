@@ -5,7 +5,9 @@ A bomb of N zero bytes is deflated once per MiB: after a full flush a deflate st
 its history, so the compressed block of one MiB of zeros can simply be repeated.
 """
 import contextlib
+import http.server
 import struct
+import threading
 import tracemalloc
 import zlib
 
@@ -99,3 +101,25 @@ def peak_memory():
     finally:
         result.append(tracemalloc.get_traced_memory()[1])
         tracemalloc.stop()
+
+
+@contextlib.contextmanager
+def loopback_server(handler, **attributes):
+    """A threaded HTTP server of `handler` on an ephemeral port of 127.0.0.1, with
+    `attributes` set on it; `stop` (a threading.Event) is set, then the server shut down,
+    on exit, so that a handler waiting on it returns."""
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    httpd.daemon_threads = True
+    httpd.stop = threading.Event()
+    for name, value in attributes.items():
+        setattr(httpd, name, value)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.01},
+                              daemon=True)
+    thread.start()
+    try:
+        yield httpd
+    finally:
+        httpd.stop.set()
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(5)

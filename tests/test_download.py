@@ -15,12 +15,12 @@ import socket
 import stat
 import subprocess
 import sys
-import threading
 
 import numpy as np
 import pooch
 import pytest
 
+from hostile import loopback_server
 from mnistlab import data_home, idx
 from mnistlab import download as fetch
 
@@ -97,18 +97,9 @@ class MirrorHandler(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def server():
     """A threaded HTTP server on an ephemeral port of 127.0.0.1, shut down afterwards."""
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), MirrorHandler)
-    httpd.files = dict(FILES)
-    httpd.requests = []
-    httpd.release = threading.Event()
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.01},
-                              daemon=True)
-    thread.start()
-    yield httpd
-    httpd.release.set()
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join(TIMEOUT)
+    with loopback_server(MirrorHandler, files=dict(FILES), requests=[]) as httpd:
+        httpd.release = httpd.stop   # a stalled transfer waits on it
+        yield httpd
 
 
 def mirror(httpd, mode):

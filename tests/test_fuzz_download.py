@@ -9,14 +9,13 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hostile import MIB, gzip_zeros, peak_memory
+from hostile import MIB, gzip_zeros, loopback_server, peak_memory
 from mnistlab import download as fetch
 from test_download import FILES, MNIST_NAMES, ROOT, assert_installed, source_for
 
@@ -73,16 +72,8 @@ class HostileHandler(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def server():
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), HostileHandler)
-    httpd.daemon_threads = True
-    httpd.requests, httpd.stop, httpd.script = [], threading.Event(), None
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.01},
-                              daemon=True)
-    thread.start()
-    yield httpd
-    httpd.stop.set()
-    httpd.shutdown()
-    httpd.server_close()
+    with loopback_server(HostileHandler, requests=[], script=None) as httpd:
+        yield httpd
 
 
 def url(httpd, mode):

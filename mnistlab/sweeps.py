@@ -93,7 +93,7 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from .checks import check_count
-from .config import ConfigError, validate_cfg
+from .config import ConfigError, defaults, validate_cfg
 from .data_home import find_data_root
 from .fileio import write_json
 from .solver import Solver, TrainingDivergedError
@@ -267,12 +267,12 @@ def train_and_measure(cfg, threshold=0.9, verbose=False, blas_threads=1, test=Tr
 
 def _check_eval_epochs(eval_epochs, cfgs):
     """eval_epochs sorted, or a ValueError unless they are epoch counts every run reaches
-    with a constant learning rate."""
+    with a constant learning rate. `cfgs` are run_cfgs' cfgs, already validated."""
     if eval_epochs is None:
         return None
     epochs = sorted({check_count("eval_epochs entry", epoch, 1) for epoch in eval_epochs})
     for cfg in cfgs:
-        full = validate_cfg(cfg)
+        full = {**defaults(), **cfg}
         if full["lr_schedule"] != "constant" or full["patience"] is not None:
             raise ValueError("eval_epochs measures one run at several epochs, which stands for "
                              "shorter runs only with a constant learning rate and no early "

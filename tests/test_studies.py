@@ -36,12 +36,12 @@ def outputs_text(notebook):
     return "\n".join(texts)
 
 
-@pytest.mark.parametrize("name, expected", [
-    ("fc_nets.ipynb", ["Net_1 (linear)", "this framework", "study", "rprop",
-                       "margin-in-the-logits rule"]),
-    ("cnn.ipynb", ["test accuracy of", "stopped by"]),
+@pytest.mark.parametrize("name, expected, figures", [
+    ("fc_nets.ipynb", ["Net_1 (linear)", "this framework", "study", "rprop", "margin rule",
+                       "mean of 5 seeds"], 3),
+    ("cnn.ipynb", ["test accuracy of", "stopped by"], 2),
 ])
-def test_committed_studies_are_full_runs_with_their_tables(name, expected):
+def test_committed_studies_are_full_runs_with_their_tables(name, expected, figures):
     notebook = nbformat.read(os.path.join(STUDIES, name), as_version=4)
     parameters = next(c for c in notebook.cells if "parameters" in c.metadata.get("tags", []))
     assert "QUICK = False" in parameters.source
@@ -53,3 +53,6 @@ def test_committed_studies_are_full_runs_with_their_tables(name, expected):
               if o.get("output_type") == "error"]
     assert not errors and all(c.get("execution_count") for c in notebook.cells
                               if c.cell_type == "code")
+    drawn = sum("image/png" in output.get("data", {}) for cell in notebook.cells
+                if cell.cell_type == "code" for output in cell.get("outputs", []))
+    assert drawn == figures, "every figure is in the outputs (not run with a non-GUI backend)"

@@ -183,6 +183,57 @@ def test_adamax_divides_by_an_elementwise_decaying_max_of_abs_g():
     assert_trajectory(three_steps(O.Adamax, learning_rate=0.1, eps=0.01), [p1, p2, p3])
 
 
+# ---- subnormal moments are flushed to 0 -----------------------------------------------------
+
+def count_subnormal(array):
+    return np.count_nonzero((array != 0) & (np.abs(array) < np.finfo(array.dtype).tiny))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_flush_subnormals_zeroes_only_what_lies_below_the_smallest_normal_float(dtype):
+    tiny = np.finfo(dtype).tiny
+    a = np.array([tiny / 4, -tiny / 1000, tiny, -tiny, 0.0, 1e-3, -2.0], dtype=dtype)
+    b = np.array([tiny / 2, 3 * tiny], dtype=dtype)
+    O.flush_subnormals(a, b)
+    np.testing.assert_array_equal(a, np.array([0, 0, tiny, -tiny, 0, 1e-3, -2], dtype=dtype))
+    np.testing.assert_array_equal(b, np.array([0, 3 * tiny], dtype=dtype))
+
+
+def test_a_moment_decayed_by_a_factor_gets_stuck_among_the_subnormals():
+    # Why the flush exists: 0.9 * m rounds back to m a few units above 0, so it never gets there.
+    m = np.array([1e-3], dtype=np.float32)
+    for _ in range(2000):
+        m *= np.float32(0.9)
+    assert count_subnormal(m) == 1
+
+
+SILENT_AFTER_ONE_STEP = [(O.Adam, {}), (O.AdamW, {}), (O.Adamax, {}),
+                         (O.RMSProp, {"alpha": 0.9}), (O.RMSProp, {"alpha": 0.9, "momentum": 0.9})]
+
+
+def silent_gradient_run(rule, hyperparameters):
+    """(p, state) after one float32 step with a gradient, then 3,000 with a zero gradient."""
+    model = FakeModel(p=np.array([0.3, 0.7], dtype=np.float32))
+    opt = rule(model, learning_rate=0.001, **hyperparameters)
+    for g in [np.array([1.0, -0.5], np.float32)] + [np.zeros(2, np.float32)] * 3000:
+        model.grads["p"] = g
+        opt.step()
+    return model.params["p"], opt.state["p"]
+
+
+@pytest.mark.parametrize("rule, hyperparameters", SILENT_AFTER_ONE_STEP)
+def test_moments_of_a_gradient_gone_silent_reach_zero_and_the_steps_are_unchanged(
+        rule, hyperparameters, monkeypatch):
+    # Without the flush the decayed moments stay subnormal; with it they are 0, and p follows
+    # the formula computed without any flush, bit for bit.
+    p, state = silent_gradient_run(rule, hyperparameters)
+    monkeypatch.setattr(O, "flush_subnormals", lambda *states: None)
+    p_unflushed, state_unflushed = silent_gradient_run(rule, hyperparameters)
+    assert sum(count_subnormal(a) for a in state.values()) == 0
+    assert sum(count_subnormal(a) for a in state_unflushed.values()) > 0
+    np.testing.assert_array_equal(p, p_unflushed)
+
+
 # With eps = 0 the first step of these rules is lr * sign(gradient), which makes the two kinds
 # of weight decay easy to tell apart: the gradient [-0.1, 0.1] alone would move p = [1, -2]
 # outwards, but 0.5 * p added to it (L2) points the other way.

@@ -161,7 +161,7 @@ class Solver:
         if (finished and self.cfg["patience"] is not None
                 and self.early_stopping.best_epoch is not None):
             self.early_stopping.restore_best(self.model)
-            print(f"Restored the weights of epoch {self.early_stopping.best_epoch}, the best by "
+            print(f"Restored the weights of Epoch [{self.early_stopping.best_epoch}], the best by "
                   f"{self.cfg['monitor']} ({self.early_stopping.best_value:.4f}).")
         return list(self.history.train_loss), list(self.history.train_acc)
 

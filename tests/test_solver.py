@@ -145,7 +145,11 @@ def test_early_stopping_stops_and_restores_the_best_weights(tiny_data, capsys, m
     runner.train()
     assert len(runner.history) == 4 and runner.history.best_epoch == 1
     np.testing.assert_array_equal(runner.model.W, snapshots[1])
-    assert "Early stopping" in capsys.readouterr().out
+    log = capsys.readouterr().out
+    assert "Early stopping" in log
+    # The restored epoch is named as the log names it: "Epoch [1]", counted from 0.
+    assert "Epoch [1]\t Average validation loss 0.4000\t Average validation accuracy 0.9000" in log
+    assert "Restored the weights of Epoch [1], the best by val_acc (0.9000)" in log
 
 
 def test_early_stopping_can_monitor_the_loss(tiny_data, capsys, monkeypatch):

@@ -212,20 +212,33 @@ SILENT_AFTER_ONE_STEP = [(O.Adam, {}), (O.AdamW, {}), (O.Adamax, {}),
 
 
 def silent_gradient_run(rule, hyperparameters):
-    """(p, state) after one float32 step with a gradient, then 3,000 with a zero gradient."""
+    """(p, state) after one float32 step with a gradient, then zero gradients up to step
+    100 * FLUSH_PERIOD (3,200 steps), which flushes."""
     model = FakeModel(p=np.array([0.3, 0.7], dtype=np.float32))
     opt = rule(model, learning_rate=0.001, **hyperparameters)
-    for g in [np.array([1.0, -0.5], np.float32)] + [np.zeros(2, np.float32)] * 3000:
+    silent = [np.zeros(2, np.float32)] * (100 * O.FLUSH_PERIOD - 1)
+    for g in [np.array([1.0, -0.5], np.float32)] + silent:
         model.grads["p"] = g
         opt.step()
     return model.params["p"], opt.state["p"]
 
 
+def test_the_flush_comes_every_flush_period_steps(monkeypatch):
+    flushed_at = []
+    monkeypatch.setattr(O, "flush_subnormals", lambda *states: flushed_at.append(opt.step_count))
+    model = FakeModel(p=np.zeros(2))
+    opt = O.Adam(model)
+    model.grads["p"] = np.ones(2)
+    for _ in range(3 * O.FLUSH_PERIOD):
+        opt.step()
+    assert flushed_at == [O.FLUSH_PERIOD, 2 * O.FLUSH_PERIOD, 3 * O.FLUSH_PERIOD]
+
+
 @pytest.mark.parametrize("rule, hyperparameters", SILENT_AFTER_ONE_STEP)
 def test_moments_of_a_gradient_gone_silent_reach_zero_and_the_steps_are_unchanged(
         rule, hyperparameters, monkeypatch):
-    # Without the flush the decayed moments stay subnormal; with it they are 0, and p follows
-    # the formula computed without any flush, bit for bit.
+    # Without the flush the decayed moments stay subnormal; with it they are 0 after a flushing
+    # step, and p follows the formula computed without any flush, bit for bit.
     p, state = silent_gradient_run(rule, hyperparameters)
     monkeypatch.setattr(O, "flush_subnormals", lambda *states: None)
     p_unflushed, state_unflushed = silent_gradient_run(rule, hyperparameters)

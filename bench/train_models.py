@@ -35,8 +35,9 @@ def main():
     parser.add_argument("--models", nargs="+", default=list(DOCUMENTED_CFGS),
                         choices=DOCUMENTED_CFGS)
     args = parser.parse_args()
-    print("| model | cfg | epochs | s / epoch | best val acc | test acc |")
-    print("|---|---|---|---|---|---|")
+    print("| model | cfg | epochs | s / epoch (median) | first, slowest epoch (s) | best val acc "
+          "| test acc |")
+    print("|---|---|---|---|---|---|---|")
     for name in args.models:
         cfg = {**COMMON, **DOCUMENTED_CFGS[name]}
         runner = Solver(cfg)
@@ -44,8 +45,10 @@ def main():
             runner.train()
         history = runner.history
         shown = ", ".join(f"{k}={v}" for k, v in DOCUMENTED_CFGS[name].items() if k != "model")
-        print(f"| {name} | {shown} | {len(history)} | {np.median(history.epoch_time):.1f} | "
-              f"{max(history.val_acc):.4f} | {runner.test()[1]:.4f} |", flush=True)
+        times = history.epoch_time
+        print(f"| {name} | {shown} | {len(history)} | {np.median(times):.1f} | "
+              f"{times[0]:.1f}, {max(times):.1f} | {max(history.val_acc):.4f} | "
+              f"{runner.test()[1]:.4f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -134,8 +134,9 @@ def flush_subnormals(*states):
     of that layer's Adam m was subnormal after one epoch.
 
     Every value it changes is below `tiny`, far below the eps (1e-8 by default) that the
-    adaptive rules add to a root of their moments, so the parameters move as before to within
-    rounding. A moment needs hundreds of steps without a gradient to decay that far (0.9^750
+    adaptive rules add to a root of their moments, so a step changes by a rounding error at
+    most (often not at all), though a long float32 run can amplify that like any other
+    rounding difference. A moment needs hundreds of steps without a gradient to decay that far (0.9^750
     takes 1e-4 below float32's `tiny`), so the rules flush every FLUSH_PERIOD steps, not every
     step: that keeps nearly all subnormals away for a small fraction of the passes. SGD's
     velocity could decay the same way but was not seen to on these models, so SGD skips it.

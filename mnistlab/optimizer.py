@@ -31,7 +31,7 @@ from .checks import (HyperparameterChecks, declared_hyperparameters, hyperparame
                      reject_unknown_keywords, switch)
 
 
-FLUSH_PERIOD = 32   # steps between two flushes of the rules' moments (see flush_subnormals)
+FLUSH_PERIOD = 32   # steps between two flushes of subnormals (see flush_subnormals)
 
 
 class NonFiniteGradientError(FloatingPointError):
@@ -43,11 +43,14 @@ class Optimizer(HyperparameterChecks):
     """Base of every update rule: a rule declares its hyper-parameters as fields (weight_decay
     among them), names its state arrays in `state_names()` and writes `update(p, g, state)`.
     Weight decay wd enters the gradient, g = g + wd * p, or with `decoupled_weight_decay` the
-    parameter, p = p - lr * wd * p, before the update (Loshchilov & Hutter 2019)."""
+    parameter, p = p - lr * wd * p, before the update (Loshchilov & Hutter 2019). A rule
+    whose state arrays decay into subnormal floats names them in `flushed_states`; every
+    FLUSH_PERIOD steps they and the parameter are flushed (see flush_subnormals)."""
 
     model: object = field(repr=False)
     learning_rate: float = hyperparameter()
     decoupled_weight_decay = False
+    flushed_states = ()               # the state arrays decaying into subnormals, flushed with p
     not_listed = ("learning_rate",)   # hyperparameters() are the rule's others
 
     def __post_init__(self):
@@ -76,11 +79,13 @@ class Optimizer(HyperparameterChecks):
             if name not in self.state:   # the state arrays start at 0
                 self.state[name] = {key: np.zeros_like(p) for key in self.state_names()}
             self.update(p, g, self.state[name])
+            if self.flushed_states and self.step_count % FLUSH_PERIOD == 0:
+                self._flush_subnormals(p, self.state[name])
 
-    def flush_subnormals_periodically(self, *states):
-        """flush_subnormals(*states) at every FLUSH_PERIOD-th step, for the rules' moments."""
-        if self.step_count % FLUSH_PERIOD == 0:
-            flush_subnormals(*states)
+    def _flush_subnormals(self, p, state):
+        """flush_subnormals of p and of its state arrays named in `flushed_states` (for speed
+        only: see flush_subnormals)."""
+        flush_subnormals(p, *(state[key] for key in self.flushed_states if key in state))
 
     def _parameters_and_gradients(self):
         """Yield (name, param, grad), grad in param's dtype, or raise naming the parameter."""
@@ -125,21 +130,26 @@ def flush_subnormals(*states):
     """Set to 0, in place, every entry of the arrays whose magnitude is below the smallest
     normal float of their dtype (np.finfo(dtype).tiny: 1.2e-38 in float32, 2.2e-308 in float64).
 
-    Why: a moment average m = beta * m + (1 - beta) * g whose gradient stays 0 decays towards
-    0 by the factor beta each step, into the subnormal floats below `tiny`. There it gets
-    stuck: rounding beta * m to the nearest subnormal gives m back once m is a few units of
-    the last place (0.9 * 4 units = 3.6 units, rounded to 4). Arithmetic on subnormals is tens
-    of times slower on x86 CPUs, so such entries slow every later step. On the CNN, whose
-    first fully-connected layer reads sparse features (ReLU, then max-pooling), over a quarter
-    of that layer's Adam m was subnormal after one epoch.
+    Why: arithmetic on subnormal floats is tens of times slower on x86 CPUs, and two things
+    decay into them and get stuck there, slowing every later step:
+    - a moment average m = beta * m + (1 - beta) * g whose gradient stays 0 decays by the factor
+      beta each step. Rounding beta * m to the nearest subnormal gives m back once m is a few
+      units of the last place (0.9 * 4 units = 3.6 units, rounded to 4). On the CNN, whose first
+      fully-connected layer reads sparse features (ReLU, then max-pooling), over a quarter of
+      that layer's Adam m was subnormal after one epoch;
+    - a weight whose input is always 0, under an adaptive rule with L2 decay: its gradient is
+      wd * p, and once that is far below eps the step is about lr * wd * p / eps (0.3 p in the
+      CNN study's Adam, lr 3e-4, wd 1e-5). After six epochs of that recipe, 22,887 weights of
+      the first fully-connected layer were subnormal, and each epoch was slower than the last.
 
     Every value it changes is below `tiny`, far below the eps (1e-8 by default) that the
-    adaptive rules add to a root of their moments, so a step changes by a rounding error at
-    most (often not at all), though a long float32 run can amplify that like any other
-    rounding difference. A moment needs hundreds of steps without a gradient to decay that far (0.9^750
-    takes 1e-4 below float32's `tiny`), so the rules flush every FLUSH_PERIOD steps, not every
-    step: that keeps nearly all subnormals away for a small fraction of the passes. SGD's
-    velocity could decay the same way but was not seen to on these models, so SGD skips it.
+    adaptive rules add to a root of their moments and far below any weight that matters, so a
+    step changes by a rounding error at most (often not at all), though a long float32 run can
+    amplify that like any other rounding difference. Decaying that far takes hundreds of steps
+    (0.9^750 takes 1e-4 below float32's `tiny`), so the rules that declare `flushed_states`
+    flush those and their parameters every FLUSH_PERIOD steps, not every step: that keeps nearly
+    all subnormals away for a small fraction of the passes. SGD, Adagrad, ASGD and Rprop skip
+    it: no subnormal was seen in their state or parameters on these models.
     """
     for state in states:
         state[np.abs(state) < np.finfo(state.dtype).tiny] = 0
@@ -237,6 +247,8 @@ class Adam(Optimizer):
     eps: float = hyperparameter(1e-8)
     weight_decay: float = hyperparameter(0.0)
 
+    flushed_states = ("m", "v")
+
     def state_names(self):
         return ("m", "v")
 
@@ -246,7 +258,6 @@ class Adam(Optimizer):
         m += (1.0 - self.beta1) * g
         v *= self.beta2                               # v = beta2 * v + (1 - beta2) * g^2
         v += (1.0 - self.beta2) * (g * g)
-        self.flush_subnormals_periodically(m, v)      # for speed only: see flush_subnormals
         m_hat = m / (1.0 - self.beta1 ** t)
         v_hat = v / (1.0 - self.beta2 ** t)
         p -= self.learning_rate * (m_hat / (np.sqrt(v_hat) + self.eps))
@@ -311,6 +322,8 @@ class Adamax(Adam):
 
     learning_rate: float = hyperparameter(0.002)
 
+    flushed_states = ("m",)   # not u: with eps = 0 a flushed u would divide 0 by 0
+
     def state_names(self):
         return ("m", "u")
 
@@ -319,7 +332,6 @@ class Adamax(Adam):
         m *= self.beta1                               # m = beta1 * m + (1 - beta1) * g
         m += (1.0 - self.beta1) * g
         np.maximum(self.beta2 * u, np.abs(g) + self.eps, out=u)
-        self.flush_subnormals_periodically(m)         # for speed only (u >= eps stays normal)
         p -= (self.learning_rate / (1.0 - self.beta1 ** self.step_count)) * m / u
 
 
@@ -394,6 +406,8 @@ class RMSProp(Optimizer):
     momentum: float = hyperparameter(0.0, low=0.0, high=1.0)
     weight_decay: float = hyperparameter(0.0)
 
+    flushed_states = ("mean_sq", "buffer")
+
     def state_names(self):
         return ("mean_sq", "buffer") if self.momentum else ("mean_sq",)
 
@@ -401,13 +415,11 @@ class RMSProp(Optimizer):
         s = state["mean_sq"]
         s *= self.alpha                               # s = alpha * s + (1 - alpha) * g^2
         s += (1.0 - self.alpha) * (g * g)
-        self.flush_subnormals_periodically(s)         # for speed only: see flush_subnormals
         step = g / (np.sqrt(s) + self.eps)
         if self.momentum:
             b = state["buffer"]
             b *= self.momentum                        # b = momentum * b + g / (sqrt(s) + eps)
             b += step
-            self.flush_subnormals_periodically(b)
             step = b
         p -= self.learning_rate * step
 

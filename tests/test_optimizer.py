@@ -183,7 +183,7 @@ def test_adamax_divides_by_an_elementwise_decaying_max_of_abs_g():
     assert_trajectory(three_steps(O.Adamax, learning_rate=0.1, eps=0.01), [p1, p2, p3])
 
 
-# ---- subnormal moments are flushed to 0 -----------------------------------------------------
+# ---- subnormal moments and parameters are flushed to 0 --------------------------------------
 
 def count_subnormal(array):
     return np.count_nonzero((array != 0) & (np.abs(array) < np.finfo(array.dtype).tiny))
@@ -245,6 +245,28 @@ def test_moments_of_a_gradient_gone_silent_reach_zero_and_the_steps_are_unchange
     assert sum(count_subnormal(a) for a in state.values()) == 0
     assert sum(count_subnormal(a) for a in state_unflushed.values()) > 0
     np.testing.assert_array_equal(p, p_unflushed)
+
+
+def decayed_parameter_run(rule):
+    """p after 100 * FLUSH_PERIOD float32 steps whose only gradient is L2 decay, wd * p. Once
+    |wd * p| is far below eps the step is about lr * wd * p / eps = 0.3 p: p decays geometrically."""
+    model = FakeModel(p=np.array([-0.02], dtype=np.float32))
+    opt = rule(model, learning_rate=3e-4, weight_decay=1e-5)
+    model.grads["p"] = np.zeros(1, np.float32)
+    for _ in range(100 * O.FLUSH_PERIOD):
+        opt.step()
+    return model.params["p"]
+
+
+@pytest.mark.parametrize("rule", [O.Adam, O.RMSProp])
+def test_a_parameter_decayed_by_l2_under_an_adaptive_rule_is_flushed_to_zero(rule, monkeypatch):
+    # Adam with weight decay on a weight whose input is always 0 (a dead ReLU) drives it into
+    # the subnormals, where every product that reads it is slow; the flush makes it 0.
+    p = decayed_parameter_run(rule)
+    monkeypatch.setattr(O, "flush_subnormals", lambda *states: None)
+    p_unflushed = decayed_parameter_run(rule)
+    assert count_subnormal(p_unflushed) == 1
+    np.testing.assert_array_equal(p, [0.0])
 
 
 # With eps = 0 the first step of these rules is lr * sign(gradient), which makes the two kinds

@@ -100,14 +100,16 @@ class SoftmaxCrossEntropyHead(Module):
 
 # ---- margin losses on cosine scores -------------------------------------------------------------
 
-def _normalise(x, axis):
-    """x / ||x|| along `axis`, and the norms (kept, for the backward pass)."""
+def l2_normalise(x, axis):
+    """u = x / ||x|| along `axis` (1: each row of an (N, E) batch; 0: each column of W), and
+    the norms ||x|| (kept for the backward pass; floored at 1e-12 so a zero vector stays 0)."""
     norms = np.maximum(np.linalg.norm(x, axis=axis, keepdims=True), 1e-12)
     return x / norms, norms
 
 
-def _normalise_backward(d_unit, unit, norms, axis):
-    """dL/dx from dL/du for u = x / ||x||: (du - u (u . du)) / ||x||, along `axis`."""
+def l2_normalise_backward(d_unit, unit, norms, axis):
+    """dL/dx from dL/du for u = l2_normalise(x, axis): (du - u (u . du)) / ||x||, the dot
+    product taken along `axis`."""
     return (d_unit - unit * np.sum(unit * d_unit, axis=axis, keepdims=True)) / norms
 
 
@@ -146,8 +148,8 @@ class AMSoftmaxHead(Module):
 
     def cosines(self, features):
         """cos (N, C) of every feature row with every class column of W."""
-        unit_f, norm_f = _normalise(features, axis=1)
-        unit_w, norm_w = _normalise(self.W, axis=0)
+        unit_f, norm_f = l2_normalise(features, axis=1)
+        unit_w, norm_w = l2_normalise(self.W, axis=0)
         self.cache = (unit_f, norm_f, unit_w, norm_w)
         return unit_f @ unit_w
 
@@ -181,8 +183,8 @@ class AMSoftmaxHead(Module):
             raise RuntimeError("call forward(Input, labels) before gradient_computing()")
         unit_f, norm_f, unit_w, norm_w = self.cache
         grad_cos = self.cosine_gradient(softmax_cross_entropy_backward(self.probs, self.labels))
-        self.grad_W = _normalise_backward(unit_f.T @ grad_cos, unit_w, norm_w, axis=0)
-        return _normalise_backward(grad_cos @ unit_w.T, unit_f, norm_f, axis=1)
+        self.grad_W = l2_normalise_backward(unit_f.T @ grad_cos, unit_w, norm_w, axis=0)
+        return l2_normalise_backward(grad_cos @ unit_w.T, unit_f, norm_f, axis=1)
 
     def __repr__(self):
         return (f"{type(self).__name__}(features={self.W.shape[0]}, classes={self.W.shape[1]},"

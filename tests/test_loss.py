@@ -103,7 +103,8 @@ def test_named_parameters_follow_reassignment():
 
 from mnistlab.gradcheck import gradcheck  # noqa: E402
 from mnistlab.layers import Linear  # noqa: E402
-from mnistlab.loss import AMSoftmaxHead, RealAMSoftmaxHead  # noqa: E402
+from mnistlab.loss import (AMSoftmaxHead, RealAMSoftmaxHead, l2_normalise,  # noqa: E402
+                           l2_normalise_backward)
 from mnistlab.model import Sequential  # noqa: E402
 
 
@@ -151,6 +152,17 @@ def test_a_sample_past_the_margin_for_every_class_gets_no_real_am_gradient():
     am.W = head.W.copy()
     am.forward(features, labels)
     assert np.abs(am.backward()).max() > 0   # AM-Softmax keeps pulling
+
+
+@pytest.mark.parametrize("axis", [0, 1])
+def test_l2_normalise_gives_unit_vectors_and_its_backward_matches_centred_differences(axis):
+    rng = np.random.default_rng(6)
+    x, d_unit = rng.standard_normal((2, 5, 3))
+    unit, norms = l2_normalise(x, axis)
+    np.testing.assert_allclose(np.linalg.norm(unit, axis=axis), 1.0, rtol=1e-12)
+    numeric = numerical_gradient(lambda: np.sum(d_unit * l2_normalise(x, axis)[0]), x)
+    analytic = l2_normalise_backward(d_unit, unit, norms, axis)
+    assert relative_error(analytic, numeric) < 1e-8
 
 
 @pytest.mark.parametrize("head_class", [AMSoftmaxHead, RealAMSoftmaxHead])

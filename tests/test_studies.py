@@ -38,7 +38,7 @@ def outputs_text(notebook):
 
 @pytest.mark.parametrize("name, expected, figures", [
     ("fc_nets.ipynb", ["Net_1 (linear)", "this framework", "study", "rprop", "margin rule",
-                       "mean of 5 seeds"], 3),
+                       "mean of 5 seeds", "features normalised across the batch"], 3),
     ("cnn.ipynb", ["test accuracy of", "stopped by"], 2),
 ])
 def test_committed_studies_are_full_runs_with_their_tables(name, expected, figures):

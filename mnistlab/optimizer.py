@@ -148,8 +148,9 @@ def flush_subnormals(*states):
     amplify that like any other rounding difference. Decaying that far takes hundreds of steps
     (0.9^750 takes 1e-4 below float32's `tiny`), so the rules that declare `flushed_states`
     flush those and their parameters every FLUSH_PERIOD steps, not every step: that keeps nearly
-    all subnormals away for a small fraction of the passes. SGD, Adagrad, ASGD and Rprop skip
-    it: no subnormal was seen in their state or parameters on these models.
+    all subnormals away for a small fraction of the passes. The other rules skip it: no
+    subnormal appeared in SGD's velocity on these models, Adagrad's sum of squares only grows,
+    and ASGD and Rprop were not examined.
     """
     for state in states:
         state[np.abs(state) < np.finfo(state.dtype).tiny] = 0

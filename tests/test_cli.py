@@ -124,9 +124,18 @@ def test_interrupted_run_writes_completed_epochs_and_exits_130(tiny_data, tmp_pa
     assert "Final test accuracy" not in capsys.readouterr().out
 
 
+# A process started as a background job of a non-interactive shell (`cmd &`) starts with
+# SIGINT ignored, and Python then leaves it ignored; a terminal's foreground command never
+# does. So the command runs as it would in a terminal: Python's own SIGINT handler first.
+AS_FROM_A_TERMINAL = ("import runpy, signal; "
+                      "signal.signal(signal.SIGINT, signal.default_int_handler); "
+                      "runpy.run_module('mnistlab', run_name='__main__', alter_sys=True)")
+
+
 def test_ctrl_c_in_a_terminal_ends_the_command_with_status_130(tiny_data, tmp_path):
-    command = [sys.executable, "-m", "mnistlab", "--data_root", tiny_data, "--max_epoch", "100000",
-               "--val_size", "100", "--display_freq", "1000", "--out", str(tmp_path / "out")]
+    command = [sys.executable, "-c", AS_FROM_A_TERMINAL, "--data_root", tiny_data,
+               "--max_epoch", "100000", "--val_size", "100", "--display_freq", "1000",
+               "--out", str(tmp_path / "out")]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                cwd=tmp_path)
     try:

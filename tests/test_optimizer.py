@@ -249,7 +249,8 @@ def test_moments_of_a_gradient_gone_silent_reach_zero_and_the_steps_are_unchange
 
 def decayed_parameter_run(rule):
     """p after 100 * FLUSH_PERIOD float32 steps whose only gradient is L2 decay, wd * p. Once
-    |wd * p| is far below eps the step is about lr * wd * p / eps = 0.3 p: p decays geometrically."""
+    |wd * p| is far below eps the step is about lr * wd * p / eps = 0.3 p: p decays
+    geometrically."""
     model = FakeModel(p=np.array([-0.02], dtype=np.float32))
     opt = rule(model, learning_rate=3e-4, weight_decay=1e-5)
     model.grads["p"] = np.zeros(1, np.float32)

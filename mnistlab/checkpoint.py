@@ -42,7 +42,7 @@ import zipfile
 
 import numpy as np
 
-from .checks import check_range
+from .checks import array_can_have_shape, check_range
 from .config import (MAX_CONFIG_BYTES, MAX_CONFIG_DEPTH, MAX_EPOCH, OPTIONS, ConfigError,
                      validate_cfg)
 from .fileio import (NotRegularFileError, OutputError, atomic_write, describe_write_error,
@@ -144,15 +144,6 @@ class _Header:
 
     def describe(self):
         return f"{self.dtype} {self.shape}"
-
-
-def _possible_shape(shape, dtype):
-    """Whether NumPy can make an array of this shape and dtype: whole extents >= 0, and, as
-    NumPy requires even of an empty array, the product of the non-zero extents times the
-    item size within the largest index (np.intp)."""
-    if any(not isinstance(d, int) or d < 0 for d in shape):
-        return False
-    return math.prod(max(d, 1) for d in shape) * max(dtype.itemsize, 1) <= np.iinfo(np.intp).max
 
 
 class _Counting:
@@ -262,7 +253,7 @@ class CheckpointArchive:
                     stream, max_header_size=_MAX_HEADER_BYTES)
             else:
                 raise self.error(f".npy format version {version} is not supported", key)
-        if not _possible_shape(shape, dtype):
+        if not array_can_have_shape(shape, dtype.itemsize):
             raise self.error(f"its header declares the impossible shape {shape}", key)
         if dtype.hasobject or dtype.fields is not None or dtype.kind not in "biufU":
             raise self.error(f"holds {dtype} values; a checkpoint holds numbers and text only "

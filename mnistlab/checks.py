@@ -73,6 +73,16 @@ def unknown_name_error(kind, name, valid, context=""):
     return ValueError(f"unknown {kind} {name!r}{context}{hint} Valid: {', '.join(valid)}")
 
 
+def array_can_have_shape(shape, itemsize=1):
+    """Whether NumPy can make an array of `shape` with items of `itemsize` bytes: whole
+    extents >= 0, and, as NumPy requires even of an empty array (for its strides), the product
+    of the non-zero extents times the item size within its largest index (np.intp). For the
+    shapes that file headers declare."""
+    if any(not isinstance(d, int) or d < 0 for d in shape):
+        return False
+    return math.prod(max(d, 1) for d in shape) * max(itemsize, 1) <= np.iinfo(np.intp).max
+
+
 def lookup(registry, name, kind):
     """`registry[name]`, or a ValueError listing the valid names and suggesting the closest."""
     if not isinstance(name, str) or name not in registry:

@@ -30,6 +30,7 @@ import zlib
 
 import numpy as np
 
+from .checks import array_can_have_shape
 from .fileio import NotRegularFileError, open_regular
 
 LABELS_MAGIC = 2049
@@ -103,7 +104,7 @@ def read_idx_stream(stream, name, expected_magic=None, total_size=None,
                        f"after {4 + len(dims)} bytes (truncated)")
     shape = tuple(int(d) for d in np.frombuffer(dims, dtype=">u4"))
     _check_kind(shape, name, expected_magic)
-    if math.prod(d for d in shape if d) > np.iinfo(np.intp).max:
+    if not array_can_have_shape(shape):
         raise IDXError(f"{name}: header declares shape {shape}, too large for any array "
                        "(the header is corrupt)")
     size = math.prod(shape)

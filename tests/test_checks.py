@@ -3,7 +3,9 @@ import pytest
 
 import dataclasses
 
-from mnistlab.checks import (HyperparameterChecks, check_choice, check_range, count,
+import numpy as np
+
+from mnistlab.checks import (HyperparameterChecks, array_can_have_shape, check_choice, check_range, count,
                             declared_hyperparameters, did_you_mean, hyperparameter, lookup,
                             switch)
 
@@ -74,3 +76,25 @@ def test_declared_values_are_checked_whenever_set():
         rule.rate = -0.5
     assert rule.rate == 0.2
     rule.other = 42   # not declared: not checked
+
+
+SHAPES = [(0, 2**30, 2**30), (0, 2**30, 2**29), (0, 2**31, 2**29), (2**40,), (0, 2**60),
+          (0, 2**59), (3, 0, 2**60), (0, 2**40, 2**20), (2**62,), (), (0,), (5, 7)]
+
+
+@pytest.mark.parametrize("dtype", ["<f8", "|u1", "<U10"])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_array_can_have_shape_agrees_with_numpy(shape, dtype):
+    # np.broadcast_to makes a view of the shape without memory: it fails exactly where NumPy
+    # cannot describe such an array, empty or not
+    try:
+        np.broadcast_to(np.zeros((), dtype), shape)
+        numpy_can = True
+    except ValueError:
+        numpy_can = False
+    assert array_can_have_shape(shape, np.dtype(dtype).itemsize) == numpy_can
+
+
+def test_array_can_have_shape_refuses_negative_or_non_integer_extents():
+    assert not array_can_have_shape((3, -1))
+    assert not array_can_have_shape((3, 2.0))

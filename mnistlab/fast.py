@@ -269,28 +269,32 @@ class ReLU(layers.ReLU):
 
 # ---- batches prepared in a background thread ----------------------------------------------------
 
-CHUNK_SAMPLES = 512  # with prefetching, batches are prepared this many samples at a time
+CHUNK_BYTES = 6 * 2**20  # with prefetching, batches are prepared about this many bytes at a time
 
 
 def prefetched_batches(dataset, batches, depth):
     """The (images, labels) of each index array in `batches`, as `dataset[indices]` gives them,
     prepared by a background thread up to `depth` chunks ahead.
 
-    A chunk is the consecutive batches of about CHUNK_SAMPLES samples, built by one `dataset`
-    call and split: after every NumPy operation that released Python's global interpreter
-    lock, the background thread must take the lock back from the training thread, and one
-    call per chunk instead of one per batch keeps those hand-offs few. The batches and their
-    order are the plain loop's; each row of `dataset[indices]` must depend on its own index
-    only (as per-image preprocessing does).
+    A chunk is consecutive batches built by one `dataset` call and cut into batches: after
+    every NumPy operation that released Python's global interpreter lock, the background
+    thread must take the lock back from the training thread, and one call per chunk instead
+    of one per batch keeps those hand-offs few. The first chunk is a single batch, so that
+    training starts at once; its size sets how many batches make up about CHUNK_BYTES of
+    images in each later chunk (larger chunks are slower to allocate and fall out of the
+    cache). The batches and their order are the plain loop's; each row of
+    `dataset[indices]` must depend on its own index only (as per-image preprocessing does).
     """
-    per_chunk = max(1, CHUNK_SAMPLES // len(batches[0])) if batches else 1
-
     def chunks():
-        for start in range(0, len(batches), per_chunk):
+        start, per_chunk = 0, 1
+        while start < len(batches):
             chunk = batches[start:start + per_chunk]
             images, labels = dataset[np.concatenate(chunk)]
-            ends = np.cumsum([len(indices) for indices in chunk])[:-1]
-            yield list(zip(np.split(images, ends), np.split(labels, ends)))
+            ends = np.cumsum([len(indices) for indices in chunk])
+            yield [(images[end - len(indices):end], labels[end - len(indices):end])
+                   for indices, end in zip(chunk, ends)]
+            start += per_chunk
+            per_chunk = max(1, CHUNK_BYTES * len(chunk) // max(1, images.nbytes))
 
     for chunk in prefetched(chunks(), depth):
         yield from chunk

@@ -185,7 +185,7 @@ def _epochs(loader, count):
     (1, 8, 512), (2, 8, 20), (5, 7, 16), (2, 30, 16), (2, 90, 512)])
 def test_prefetching_yields_the_same_batches_in_the_same_order(tmp_path, monkeypatch, prefetch,
                                                                batch_size, chunk_samples):
-    monkeypatch.setattr(fast, "CHUNK_SAMPLES", chunk_samples)
+    monkeypatch.setattr(fast, "CHUNK_BYTES", 28 * 28 * 8 * chunk_samples)  # float64 images
     folder, _ = write_dataset(tmp_path, num_train=95)
 
     def loader(depth):
@@ -197,6 +197,27 @@ def test_prefetching_yields_the_same_batches_in_the_same_order(tmp_path, monkeyp
         for (x0, y0), (x1, y1) in zip(epoch_plain, epoch_ahead):
             np.testing.assert_array_equal(x0, x1)
             np.testing.assert_array_equal(y0, y1)
+
+
+class _RecordingDataset:
+    """Rows of 4 float64 values (32 bytes) holding their index; records each call's size."""
+
+    def __init__(self):
+        self.call_sizes = []
+
+    def __getitem__(self, indices):
+        self.call_sizes.append(len(indices))
+        return np.repeat(indices[:, None], 4, axis=1).astype(np.float64), indices
+
+
+def test_the_first_chunk_is_one_batch_and_later_chunks_hold_about_chunk_bytes(monkeypatch):
+    monkeypatch.setattr(fast, "CHUNK_BYTES", 32 * 30)        # 30 samples: 3 batches of 10
+    dataset = _RecordingDataset()
+    batches = np.array_split(np.arange(95), range(10, 95, 10))  # 9 of 10, then 5
+    served = list(fast.prefetched_batches(dataset, batches, depth=2))
+    assert dataset.call_sizes == [10, 30, 30, 25]
+    assert [labels.tolist() for _, labels in served] == [b.tolist() for b in batches]
+    assert all((images == labels[:, None]).all() for images, labels in served)
 
 
 def _prefetch_threads():

@@ -281,8 +281,8 @@ def prefetched_batches(dataset, batches, depth):
     thread must take the lock back from the training thread, and one call per chunk instead
     of one per batch keeps those hand-offs few. The first chunk is a single batch, so that
     training starts at once; its size sets how many batches make up about CHUNK_BYTES of
-    images in each later chunk (larger chunks are slower to allocate and fall out of the
-    cache). The batches and their order are the plain loop's; each row of
+    images in each later chunk (much larger chunks measured slower: each is new memory, which
+    the system must map in). The batches and their order are the plain loop's; each row of
     `dataset[indices]` must depend on its own index only (as per-image preprocessing does).
     """
     def chunks():

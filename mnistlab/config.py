@@ -26,7 +26,7 @@ class ConfigError(ValueError):
 # Limits: every bound on a cfg, and on the JSON a cfg is read from, in one place.
 MAX_NUM_CLASSES = 256      # IDX labels are unsigned bytes: at most 256 classes can occur
 MAX_EPOCH = 1_000_000      # also bounds the history a checkpoint may hold
-MAX_PREFETCH = 64          # batches prepared ahead: memory grows with it
+MAX_PREFETCH = 64          # chunks prepared ahead (about 6 MiB each): memory grows with it
 MAX_BLAS_THREADS = 1024
 MAX_TEXT_LENGTH = 4096     # a path (data_root, checkpoint_dir)
 MAX_CONFIG_BYTES = 1 << 16  # a --config file or a checkpoint's cfg (a whole cfg is ~2 KB)
@@ -185,8 +185,9 @@ OPTIONS = {
                            "for bigger models as many as fit beside the prefetching thread on "
                            "the cores this process may use)",
                            optional(integer(1, MAX_BLAS_THREADS))),
-    "prefetch": Option(2, "batches a background thread prepares ahead of training on them "
-                       "(0: none); the results are the same either way",
+    "prefetch": Option(2, "chunks of batches (about 6 MiB of images each) that a background "
+                       "thread prepares ahead of training on them (0: none); the results are "
+                       "the same either way",
                        integer(0, MAX_PREFETCH)),
     "progress": Option(False, "show a progress bar (the assignment's log lines are unchanged)",
                        boolean),

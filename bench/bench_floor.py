@@ -23,7 +23,10 @@ machine's spell):
   training thread's CPU time (time.thread_time) of the step, which a busy machine does not
   inflate (with one BLAS thread, all the step's work runs on that thread); and the least
   NumPy update of the model's parameters (least_update_seconds), which with the products
-  bounds any NumPy step, and so the speed-up over the baseline that NumPy can reach.
+  bounds any NumPy step, and so the speed-up over the baseline that NumPy can reach;
+- cnn only: the bare NumPy step (cnn_bare_numpy: the same loss and gradients, with Adam, in
+  the fewest NumPy passes we could write, no framework), which shows how much of that room
+  NumPy code reaches here.
 
 The parent runs `--rounds` rounds; in each, the current code and the baseline alternate
 (each a fresh process), and the ratios current / baseline are taken within the round. The
@@ -44,6 +47,7 @@ import sys
 import time
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EPOCH_SAMPLES = 55000
@@ -175,11 +179,21 @@ def softmax_bare_numpy(dtype, batch=100, samples=EPOCH_SAMPLES, val_samples=5000
     return float(np.median(times))
 
 
+def adam_update(p, g, m, v):
+    """Adam (lr 0.001, betas 0.9 and 0.999) in its fewest NumPy passes, its bias corrections
+    folded into the step size (a scalar, so left out here)."""
+    m *= 0.9
+    m += 0.1 * g
+    v *= 0.999
+    v += 0.001 * (g * g)
+    p -= 0.001 * m / (np.sqrt(v) + 1e-8)
+
+
 def least_update_seconds(shapes, rule, dtype, repeats=20):
     """Median time of one update of parameters of `shapes` by `rule` ('sgd': momentum 0.9;
     'adam') written in the fewest NumPy passes: in-place ufuncs on arrays made beforehand, no
-    checks, no state lookup, Adam's bias corrections folded into two scalars. Any NumPy
-    optimizer spends at least this much a step: the products plus this bound the step."""
+    checks, no state lookup. Any NumPy optimizer spends at least this much a step: the
+    products plus this bound the step."""
     rng = np.random.default_rng(0)
     params = [(rng.standard_normal(shape).astype(dtype), rng.standard_normal(shape).astype(dtype),
                np.zeros(shape, dtype), np.zeros(shape, dtype)) for shape in shapes]
@@ -192,11 +206,7 @@ def least_update_seconds(shapes, rule, dtype, repeats=20):
 
     def adam():
         for p, g, m, v in params:
-            m *= 0.9
-            m += 0.1 * g
-            v *= 0.999
-            v += 0.001 * (g * g)
-            p -= 0.001 * m / (np.sqrt(v) + 1e-8)
+            adam_update(p, g, m, v)
 
     update = {"sgd": sgd, "adam": adam}[rule]
     times = []
@@ -205,6 +215,164 @@ def least_update_seconds(shapes, rule, dtype, repeats=20):
         update()
         times.append(time.perf_counter() - start)
     return float(np.median(times[2:]))
+
+
+# ---- the least NumPy CNN step --------------------------------------------------------------
+#
+# The CNN's training step written with no framework around it, in the fewest NumPy passes
+# we could find: channel-major (C, N, H, W) activations throughout, so that each convolution
+# is one product on the im2col matrix and every BatchNorm statistic one contiguous row
+# reduction; max-pooling and ReLU undone together in the backward pass; col2im started from
+# the centre tap, which reaches every pixel. tests/test_bench_floor.py proves it computes the
+# model's loss and gradients. Where the products and the least update leave room for a
+# speed-up, this step shows how much of it NumPy code reaches on this machine.
+
+EPS = 1e-5  # BatchNorm's
+CNN_SHAPES = {"conv1.W": (16, 1, 3, 3), "conv1.b": (16,), "bn1.gamma": (16,),
+              "bn1.beta": (16,), "conv2.W": (32, 16, 3, 3), "conv2.b": (32,),
+              "bn2.gamma": (32,), "bn2.beta": (32,), "fc1.W": (1568, 392), "fc1.b": (392,),
+              "fc2.W": (392, 196), "fc2.b": (196,), "fc3.W": (196, 10), "fc3.b": (10,)}
+
+
+def _im2col(padded):
+    """padded (C, N, H+2, W+2) -> the (C*9, N*H*W) matrix of a 3x3, stride-1 convolution,
+    row (c, kh, kw), column (n, i, j): one copy out of the strided windows."""
+    windows = sliding_window_view(padded, (3, 3), axis=(2, 3))        # (C, N, H, W, 3, 3)
+    cols = np.ascontiguousarray(windows.transpose(0, 4, 5, 1, 2, 3))
+    return cols.reshape(padded.shape[0] * 9, -1)
+
+
+def _col2im(dcols, channels, n, height, width):
+    """The adjoint of _im2col, cut to the unpadded (C, N, H, W) image. Output pixel (i, j)
+    of tap (kh, kw) reads input pixel (i + kh - 1, j + kw - 1); the centre tap reaches every
+    pixel, so it starts the sum and the other eight add where they reach."""
+    dcols = dcols.reshape(channels, 3, 3, n, height, width)
+    dx = dcols[:, 1, 1].copy()
+
+    def reach(k, size):   # (output slice, input slice) of offset k - 1 along an axis
+        return slice(max(0, 1 - k), size - max(0, k - 1)), slice(max(0, k - 1), size - max(0, 1 - k))
+
+    for kh in range(3):
+        for kw in range(3):
+            if (kh, kw) != (1, 1):
+                (out_i, in_i), (out_j, in_j) = reach(kh, height), reach(kw, width)
+                dx[:, :, in_i, in_j] += dcols[:, kh, kw, :, out_i, out_j]
+    return dx
+
+
+def _block_forward(padded, W, b, gamma, beta):
+    """conv3x3 - BatchNorm (batch statistics) - ReLU - maxpool 2x2 on channel-major rows:
+    padded (C, N, H+2, W+2) -> pooled (F, N, H/2, W/2), and what the backward pass needs."""
+    filters, n, height, width = W.shape[0], padded.shape[1], *padded.shape[2:]
+    height, width = height - 2, width - 2
+    cols = _im2col(padded)
+    z = W.reshape(filters, -1) @ cols
+    z += b.reshape(-1, 1)
+    z -= z.mean(axis=1, keepdims=True)
+    inv_std = 1 / np.sqrt(np.einsum("ij,ij->i", z, z)[:, None] / z.shape[1] + EPS)
+    z *= inv_std                                                         # x_hat
+    a = z * gamma.reshape(-1, 1)
+    a += beta.reshape(-1, 1)
+    np.maximum(a, 0, out=a)
+    windows = a.reshape(filters, n, height // 2, 2, width // 2, 2)
+    pooled = np.maximum(windows[:, :, :, 0, :, 0], windows[:, :, :, 0, :, 1])
+    np.maximum(pooled, windows[:, :, :, 1, :, 0], out=pooled)
+    np.maximum(pooled, windows[:, :, :, 1, :, 1], out=pooled)
+    return pooled, (cols, z, inv_std, windows, pooled)
+
+
+def _block_backward(dpooled, W, gamma, cache, needs_dcols):
+    """dL/dpooled (F, N, H/2, W/2) -> dL/dW, dL/db, dL/dgamma, dL/dbeta and dL/dcols (or
+    None). Max-pooling and ReLU backward in one: dout goes to the entries equal to their
+    window's maximum where that maximum is > 0 (a zero maximum is the ReLU's zero)."""
+    cols, x_hat, inv_std, windows, pooled = cache
+    filters, count = x_hat.shape
+    dpooled = dpooled * (pooled > 0)
+    da = np.empty_like(x_hat)
+    d_windows = da.reshape(windows.shape)
+    for u in range(2):
+        for v in range(2):
+            np.multiply(dpooled, windows[:, :, :, u, :, v] == pooled,
+                        out=d_windows[:, :, :, u, :, v])
+    dbeta = da.sum(axis=1, keepdims=True)
+    dgamma = np.einsum("ij,ij->i", da, x_hat)[:, None]
+    dz = x_hat * (dgamma / -count)
+    dz += da
+    dz -= dbeta / count
+    dz *= gamma.reshape(-1, 1) * inv_std
+    dcols = W.reshape(filters, -1).T @ dz if needs_dcols else None
+    return ((dz @ cols.T).reshape(W.shape), dz.sum(axis=1), dgamma.ravel(), dbeta.ravel(),
+            dcols)
+
+
+def bare_cnn_gradients(params, images, labels):
+    """(loss, correct, gradients) of the CNN (conv3x3(16)-BN-ReLU-maxpool2, conv3x3(32)-BN-
+    ReLU-maxpool2, 1568-392-196-10 with ReLU, softmax cross-entropy) on images (N, 28, 28)
+    and labels (N,); params and gradients are dicts keyed as CNN_SHAPES."""
+    n = len(images)
+    padded = np.zeros((1, n, 30, 30), images.dtype)
+    padded[0, :, 1:-1, 1:-1] = images
+    pooled1, cache1 = _block_forward(padded, params["conv1.W"], params["conv1.b"],
+                                     params["bn1.gamma"], params["bn1.beta"])
+    padded = np.zeros((16, n, 16, 16), images.dtype)
+    padded[:, :, 1:-1, 1:-1] = pooled1
+    pooled2, cache2 = _block_forward(padded, params["conv2.W"], params["conv2.b"],
+                                     params["bn2.gamma"], params["bn2.beta"])
+    features = pooled2.transpose(1, 0, 2, 3).reshape(n, -1)             # (N, 1568)
+    hidden1 = features @ params["fc1.W"]
+    hidden1 += params["fc1.b"]
+    np.maximum(hidden1, 0, out=hidden1)
+    hidden2 = hidden1 @ params["fc2.W"]
+    hidden2 += params["fc2.b"]
+    np.maximum(hidden2, 0, out=hidden2)
+    scores = hidden2 @ params["fc3.W"]
+    scores += params["fc3.b"]
+    correct = np.count_nonzero(scores.argmax(axis=1) == labels)
+    rows = np.arange(n)
+    scores -= scores.max(axis=1, keepdims=True)
+    label_scores = scores[rows, labels]
+    np.exp(scores, out=scores)
+    sum_exp = scores.sum(axis=1, keepdims=True)
+    loss = float(np.log(sum_exp).sum() - label_scores.sum()) / n
+    scores /= sum_exp
+    scores[rows, labels] -= 1
+    scores /= n                                                           # dL/dscores
+    grads = {"fc3.W": hidden2.T @ scores, "fc3.b": scores.sum(axis=0)}
+    d_hidden2 = scores @ params["fc3.W"].T
+    d_hidden2 *= hidden2 > 0
+    grads["fc2.W"], grads["fc2.b"] = hidden1.T @ d_hidden2, d_hidden2.sum(axis=0)
+    d_hidden1 = d_hidden2 @ params["fc2.W"].T
+    d_hidden1 *= hidden1 > 0
+    grads["fc1.W"], grads["fc1.b"] = features.T @ d_hidden1, d_hidden1.sum(axis=0)
+    d_pooled2 = (d_hidden1 @ params["fc1.W"].T).reshape(n, 32, 7, 7).transpose(1, 0, 2, 3)
+    (grads["conv2.W"], grads["conv2.b"], grads["bn2.gamma"], grads["bn2.beta"],
+     dcols) = _block_backward(d_pooled2, params["conv2.W"], params["bn2.gamma"], cache2, True)
+    d_pooled1 = _col2im(dcols, 16, n, 14, 14)
+    (grads["conv1.W"], grads["conv1.b"], grads["bn1.gamma"], grads["bn1.beta"],
+     _) = _block_backward(d_pooled1, params["conv1.W"], params["bn1.gamma"], cache1, False)
+    return loss, correct, grads
+
+
+def cnn_bare_numpy(batch=64, steps=60, dtype=np.float32):
+    """Seconds of a 55,000-sample epoch of the bare CNN step (bare_cnn_gradients, then
+    adam_update of every parameter) with one BLAS thread, on random batches made beforehand:
+    the median step, extrapolated."""
+    from threadpoolctl import threadpool_limits
+    rng = np.random.default_rng(0)
+    params = {key: (0.05 * rng.standard_normal(shape)).astype(dtype)
+              for key, shape in CNN_SHAPES.items()}
+    moments = {key: (np.zeros_like(p), np.zeros_like(p)) for key, p in params.items()}
+    images = rng.random((steps + 5, batch, 28, 28)).astype(dtype)
+    labels = rng.integers(0, 10, (steps + 5, batch))
+    times = []
+    with threadpool_limits(limits=1, user_api="blas"):
+        for x, y in zip(images, labels):
+            start = time.perf_counter()
+            _, _, grads = bare_cnn_gradients(params, x, y)
+            for key, p in params.items():
+                adam_update(p, grads[key], *moments[key])
+            times.append(time.perf_counter() - start)
+    return float(np.median(times[5:])) * -(-EPOCH_SAMPLES // batch)
 
 
 # ---- one process's measurement ------------------------------------------------------------
@@ -270,6 +438,7 @@ def child(args):
     for name in STEP_MODELS:
         (result[name], result[f"{name}_floor"], result[f"{name}_cpu"],
          result[f"{name}_update"]) = step_epoch(name, args.batches)
+    result["cnn_bare"] = cnn_bare_numpy(steps=args.batches)
     try:
         from threadpoolctl import threadpool_info
         result["blas"] = [pool["num_threads"] for pool in threadpool_info()
@@ -338,6 +507,12 @@ def summarise(rounds, has_baseline, has_busy):
             if f"{key}_cpu" in rounds[0]["current"]:
                 row["cpu_speedup"] = stat([r["baseline"][f"{key}_cpu"] / r["current"][f"{key}_cpu"]
                                            for r in rounds])
+            if f"{key}_bare" in rounds[0]["current"] and key in STEP_MODELS:
+                row["bare"] = stat([r["current"][f"{key}_bare"] for r in rounds])
+                row["over_bare"] = stat([r["current"][key] / r["current"][f"{key}_bare"]
+                                         for r in rounds])
+                row["bare_speedup"] = stat([r["baseline"][key] / r["current"][f"{key}_bare"]
+                                            for r in rounds])
             if f"{key}_update" in rounds[0]["current"]:
                 row["update"] = stat([r["current"][f"{key}_update"] for r in rounds])
                 row["largest_speedup"] = stat([
@@ -388,10 +563,18 @@ def print_report(rows, args):
                 print(f"- {row['key']}: update {fmt(row['update'])} s; products + update "
                       f"{row['floor'][0] + row['update'][0]:.3f} s; largest speed-up "
                       f"{fmt(row['largest_speedup'], 2, 'x')}")
+        print("\nThe CNN step in the fewest NumPy passes we could write (cnn_bare_numpy: no "
+              "framework, the same loss and gradients, Adam), per epoch, and the speed-up over "
+              "the baseline that it reaches:")
+        for row in rows:
+            if "bare_speedup" in row:
+                print(f"- {row['key']}: bare step {fmt(row['bare'])} s; current / bare "
+                      f"{fmt(row['over_bare'], 2, 'x')}; baseline / bare "
+                      f"{fmt(row['bare_speedup'], 2, 'x')}")
     print("\nThe least a NumPy softmax epoch must do (softmax_bare_numpy: products, softmax, "
           "loss, accuracy, update, validation; no framework), over the same floor:")
     for row in rows:
-        if "bare_floor" in row:
+        if "bare_floor" in row and row["key"] not in STEP_MODELS:
             print(f"- {row['key']}: {fmt(row['bare_floor'], 2, 'x')}")
     print()
     by_key = {row["key"]: row for row in rows}
@@ -406,12 +589,16 @@ def print_report(rows, args):
         verdict = "met" if met else "NOT met"
         row = by_key.get(name.split(" ")[0], {})
         bare, largest = row.get("bare_floor"), row.get("largest_speedup")
-        if not met and bare and bare[1] > limit:
+        bare_speedup = row.get("bare_speedup")
+        if not met and bare and bare[1] > limit and kind == "max":
             verdict += (f"; beyond NumPy here: the bare loop alone is {bare[1]:.2f}x or more "
                         f"in every round")
         if not met and largest and largest[2] < limit:
             verdict += (f"; beyond NumPy here: the products and the least update leave at "
                         f"most {largest[2]:.2f}x in every round")
+        elif not met and bare_speedup and bare_speedup[2] < limit:
+            verdict += (f"; out of reach of the fastest NumPy step we could write: it is at "
+                        f"most {bare_speedup[2]:.2f}x faster than the baseline in every round")
         print(f"{name}: {value:.2f} (target {'<=' if kind == 'max' else '>='} {limit}: {verdict})")
     if args.busy:
         for row in rows:

@@ -263,8 +263,8 @@ def _col2im(dcols, channels, n, height, width):
 def _block_forward(padded, W, b, gamma, beta):
     """conv3x3 - BatchNorm (batch statistics) - ReLU - maxpool 2x2 on channel-major rows:
     padded (C, N, H+2, W+2) -> pooled (F, N, H/2, W/2), and what the backward pass needs."""
-    filters, n, height, width = W.shape[0], padded.shape[1], *padded.shape[2:]
-    height, width = height - 2, width - 2
+    filters, n = W.shape[0], padded.shape[1]
+    height, width = padded.shape[2] - 2, padded.shape[3] - 2
     cols = _im2col(padded)
     z = W.reshape(filters, -1) @ cols
     z += b.reshape(-1, 1)

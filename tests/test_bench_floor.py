@@ -28,7 +28,7 @@ def bench_floor():
 def test_the_bare_cnn_step_gives_the_models_loss_accuracy_and_gradients(bench_floor):
     rng = np.random.default_rng(5)
     model = build_model("cnn", rng=rng, dtype=np.float64).train()
-    for name, param, _ in model.named_parameters():   # away from the initial 0 biases, 1 gammas
+    for _, param, _ in model.named_parameters():   # away from the initial 0 biases, 1 gammas
         param += 0.3 * rng.standard_normal(param.shape)
     images, labels = rng.random((6, 784)), rng.integers(0, 10, 6)
     loss, accuracy = model.forward(images, labels)
@@ -54,6 +54,6 @@ def test_the_bare_cnn_step_gives_the_models_loss_accuracy_and_gradients(bench_fl
                                    atol=1e-12 * scale, err_msg=key)
 
 
-def test_the_bare_cnn_epoch_is_timed_on_the_given_steps(bench_floor):
+def test_the_bare_cnn_epoch_runs_and_gives_seconds(bench_floor):
     seconds = bench_floor.cnn_bare_numpy(batch=4, steps=1, dtype=np.float64)
     assert np.isfinite(seconds) and seconds > 0

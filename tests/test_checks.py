@@ -1,13 +1,12 @@
 """The shared checks: ranges, name suggestions, signatures."""
-import pytest
-
 import dataclasses
 
 import numpy as np
+import pytest
 
-from mnistlab.checks import (HyperparameterChecks, array_can_have_shape, check_choice, check_range, count,
-                            declared_hyperparameters, did_you_mean, hyperparameter, lookup,
-                            switch)
+from mnistlab.checks import (HyperparameterChecks, array_can_have_shape, check_choice,
+                             check_range, count, declared_hyperparameters, did_you_mean,
+                             hyperparameter, lookup, switch)
 
 
 def test_did_you_mean_suggests_only_close_names():

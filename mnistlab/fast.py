@@ -280,9 +280,9 @@ def prefetched_batches(dataset, batches, depth):
     every NumPy operation that released Python's global interpreter lock, the background
     thread must take the lock back from the training thread, and one call per chunk instead
     of one per batch keeps those hand-offs few. The first chunk is a single batch, so that
-    training starts at once; its size sets how many batches make up about CHUNK_BYTES of
-    images in each later chunk (chunks of 512 samples made more hand-offs, chunks several
-    times larger measured slower). The batches and their order are the plain loop's; each
+    training starts at once; each chunk's images per batch then set how many batches the
+    next chunk holds, about CHUNK_BYTES of images (chunks of 512 samples made more
+    hand-offs, chunks several times larger measured slower). The batches and their order are the plain loop's; each
     row of `dataset[indices]` must depend on its own index only (as per-image preprocessing
     does).
     """

@@ -125,6 +125,27 @@ def softmax_floor(dtype, batch=100, samples=EPOCH_SAMPLES):
     return float(np.median(best))
 
 
+def bare_softmax_cross_entropy(z, labels):
+    """The softmax cross-entropy of (N, C) logits z in the fewest NumPy passes, in place:
+    z becomes exp(z - max z). Returns (summed loss, correct predictions, the (N, 1) row sums
+    of exp(z - max z)); `bare_softmax_gradient` turns z into dL/dz of the mean loss."""
+    correct = np.count_nonzero(z.argmax(axis=1) == labels)
+    z -= z.max(axis=1, keepdims=True)
+    label_z = z[np.arange(len(labels)), labels]
+    np.exp(z, out=z)
+    sum_exp = z.sum(axis=1, keepdims=True)
+    return float(np.log(sum_exp).sum() - label_z.sum()), correct, sum_exp
+
+
+def bare_softmax_gradient(exp_z, sum_exp, labels):
+    """dL/dz = (softmax(z) - one_hot(labels)) / N, in place on exp_z, from
+    bare_softmax_cross_entropy's results."""
+    exp_z /= sum_exp
+    exp_z[np.arange(len(labels)), labels] -= 1
+    exp_z /= len(labels)
+    return exp_z
+
+
 def softmax_bare_numpy(dtype, batch=100, samples=EPOCH_SAMPLES, val_samples=5000):
     """Seconds of the least a NumPy epoch of softmax regression must do, with no framework
     around it: per batch of contiguous rows (no shuffling, no conversion, no checks, no
@@ -138,29 +159,20 @@ def softmax_bare_numpy(dtype, batch=100, samples=EPOCH_SAMPLES, val_samples=5000
     y = rng.integers(0, 10, samples + val_samples)
     w, b = np.zeros((784, 10), dtype), np.zeros((1, 10), dtype)
     vw, vb = np.zeros_like(w), np.zeros_like(b)
-    rows = np.arange(batch)
 
     def scores(xb, yb):
         z = xb @ w
         z += b
-        correct = np.count_nonzero(z.argmax(axis=1) == yb)
-        z -= z.max(axis=1, keepdims=True)
-        label_z = z[rows[:len(yb)], yb]
-        np.exp(z, out=z)
-        sum_exp = z.sum(axis=1, keepdims=True)
-        loss = float(np.log(sum_exp).sum() - label_z.sum())
-        return z, sum_exp, loss, correct
+        return (z, *bare_softmax_cross_entropy(z, yb))
 
     def epoch(w=w, b=b, vw=vw, vb=vb):   # the same arrays, updated in place
         totals = [0.0, 0]
         for first in range(0, samples, batch):
             xb, yb = x[first:first + batch], y[first:first + batch]
-            z, sum_exp, loss, correct = scores(xb, yb)
+            z, loss, correct, sum_exp = scores(xb, yb)
             totals[0] += loss
             totals[1] += correct
-            z /= sum_exp                                   # probabilities
-            z[rows[:len(yb)], yb] -= 1                     # dL/dz
-            z /= len(yb)
+            z = bare_softmax_gradient(z, sum_exp, yb)
             vw *= 0.9
             vw -= 0.01 * (xb.T @ z)
             w += vw
@@ -327,16 +339,8 @@ def bare_cnn_gradients(params, images, labels):
     np.maximum(hidden2, 0, out=hidden2)
     scores = hidden2 @ params["fc3.W"]
     scores += params["fc3.b"]
-    correct = np.count_nonzero(scores.argmax(axis=1) == labels)
-    rows = np.arange(n)
-    scores -= scores.max(axis=1, keepdims=True)
-    label_scores = scores[rows, labels]
-    np.exp(scores, out=scores)
-    sum_exp = scores.sum(axis=1, keepdims=True)
-    loss = float(np.log(sum_exp).sum() - label_scores.sum()) / n
-    scores /= sum_exp
-    scores[rows, labels] -= 1
-    scores /= n                                                           # dL/dscores
+    loss, correct, sum_exp = bare_softmax_cross_entropy(scores, labels)
+    scores = bare_softmax_gradient(scores, sum_exp, labels)              # dL/dscores
     grads = {"fc3.W": hidden2.T @ scores, "fc3.b": scores.sum(axis=0)}
     d_hidden2 = scores @ params["fc3.W"].T
     d_hidden2 *= hidden2 > 0
@@ -350,7 +354,7 @@ def bare_cnn_gradients(params, images, labels):
     d_pooled1 = _col2im(dcols, 16, n, 14, 14)
     (grads["conv1.W"], grads["conv1.b"], grads["bn1.gamma"], grads["bn1.beta"],
      _) = _block_backward(d_pooled1, params["conv1.W"], params["bn1.gamma"], cache1, False)
-    return loss, correct, grads
+    return loss / n, correct, grads
 
 
 def cnn_bare_numpy(batch=64, steps=60, dtype=np.float32):

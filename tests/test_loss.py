@@ -57,6 +57,19 @@ def test_gradients_match_centred_differences(layer_and_batch, name):
     assert relative_error(analytic, numeric) < 1e-7
 
 
+def test_the_weight_gradient_is_the_plain_product_kept_in_the_weights_layout():
+    """W and grad_W are stored column by column for faster products; grad_W is still x^T dL/dz."""
+    rng = np.random.default_rng(1)
+    layer = SoftmaxCrossEntropyLoss(784, 10, rng=rng)
+    x, labels = rng.normal(size=(100, 784)), rng.integers(0, 10, size=100)
+    layer.forward(x, labels)
+    layer.gradient_computing()
+    _, probs = softmax_cross_entropy(x @ layer.W + layer.b, labels)
+    plain = x.T @ softmax_cross_entropy_backward(probs, labels)
+    np.testing.assert_allclose(layer.grad_W, plain, rtol=0, atol=1e-14 * np.abs(plain).max())
+    assert layer.W.flags.f_contiguous and layer.grad_W.flags.f_contiguous
+
+
 def test_huge_logits_give_finite_loss_and_gradient():
     logits = np.array([[1e4, 0.0, -1e4], [0.0, 0.0, 1e4]])
     labels = np.array([1, 2])

@@ -269,20 +269,45 @@ class Dataloader:
             keep up to n chunks of upcoming batches ready (fast.prefetched_batches). The
             batches and their order are the same either way: prefetching only moves the work
             to the second core, where it overlaps the model's matrix products.
+        cache_bytes: for an unshuffled sampler (validation, read every epoch): keep the
+            batches of a complete pass, if their images take at most this many bytes, and
+            yield them again, read-only, on every later pass whose indices are the same,
+            instead of preparing them anew. 0 (the default) keeps nothing.
     """
 
-    def __init__(self, dataset, sampler, prefetch=0):
+    def __init__(self, dataset, sampler, prefetch=0, cache_bytes=0):
         self.dataset = dataset
         self.sampler = sampler
         self.prefetch = check_count("prefetch", prefetch, 0)
+        self.cache_bytes = check_count("cache_bytes", cache_bytes, 0)
+        if self.cache_bytes and getattr(sampler, "shuffle", False):
+            raise ValueError("cache_bytes needs an unshuffled sampler: a shuffled loader's "
+                             "batches change every epoch, so keeping them saves nothing")
+        self._kept = None   # (index batches, their (images, labels)) of the last kept pass
 
     def __iter__(self):
         self.sampler.prepare_epoch_indices()  # here, so that the shuffle draws stay in this thread
-        if self.prefetch:
-            yield from fast.prefetched_batches(self.dataset, list(self.sampler), self.prefetch)
+        indices = list(self.sampler)
+        if self._kept is not None and same_batches(self._kept[0], indices):
+            yield from self._kept[1]
             return
-        for indices in self.sampler:
-            yield self.dataset[indices]
+        self._kept = None
+        rows, keep, kept = sum(len(batch) for batch in indices), bool(self.cache_bytes), []
+        for images, labels in self._prepared(indices):
+            if keep and not kept:   # the first batch tells how many bytes the pass takes
+                keep = images.nbytes / max(1, len(images)) * rows <= self.cache_bytes
+            if keep:
+                images.flags.writeable = labels.flags.writeable = False   # yielded again
+                kept.append((images, labels))
+            yield images, labels
+        if keep:   # a complete pass
+            self._kept = (indices, kept)
+
+    def _prepared(self, indices):
+        """The (images, labels) of every index array in `indices`, in order."""
+        if self.prefetch:
+            return fast.prefetched_batches(self.dataset, indices, self.prefetch)
+        return (self.dataset[batch] for batch in indices)
 
     def __len__(self):
         return len(self.sampler)
@@ -292,15 +317,21 @@ class Dataloader:
                 f"shuffle={self.sampler.shuffle}, batches={len(self)}, prefetch={self.prefetch})")
 
 
+def same_batches(first, second):
+    """Whether two lists of index arrays hold the same batches in the same order."""
+    return len(first) == len(second) and all(np.array_equal(a, b) for a, b in zip(first, second))
+
+
 def build_dataloader(data_root, max_epoch, batch_size, shuffle=False, mode="train", rng=None,
-                     prefetch=0, drop_last=False, **dataset_options):
+                     prefetch=0, drop_last=False, cache_bytes=0, **dataset_options):
     """A Dataloader over split `mode` of the data in `data_root`.
 
     `dataset_options` go to `Dataset` (num_classes, dtype, preprocessing, val_size,
     val_split, split_seed); `rng` drives the shuffling; `prefetch` batches are prepared ahead
-    in a background thread; `drop_last` leaves out a last, smaller batch.
+    in a background thread; `drop_last` leaves out a last, smaller batch; an unshuffled
+    loader keeps its prepared batches up to `cache_bytes` of images (see Dataloader).
     """
     dataset = Dataset(data_root, mode, **dataset_options)
     sampler = IterationBatchSampler(dataset, max_epoch, batch_size, shuffle, rng=rng,
                                     drop_last=drop_last)
-    return Dataloader(dataset, sampler, prefetch)
+    return Dataloader(dataset, sampler, prefetch, cache_bytes)

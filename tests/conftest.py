@@ -66,3 +66,18 @@ def tiny_cfg(data_root, **overrides):
            "momentum": 0.9, "display_freq": 10, "val_size": 100, "seed": 0}
     cfg.update(overrides)
     return cfg
+
+
+class CountingDataset:
+    """Wraps a loader's dataset and counts the images it prepares."""
+
+    def __init__(self, dataset):
+        self.dataset, self.prepared = dataset, 0
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, indices):
+        self.prepared += len(indices)
+        return self.dataset[indices]
+

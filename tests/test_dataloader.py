@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from mnistlab import data_home
-from conftest import MNIST_ROOT, ROOT, write_dataset
+from conftest import MNIST_ROOT, ROOT, CountingDataset, write_dataset
 from mnistlab.dataloader import (DataNotFoundError, Dataloader, Dataset, IterationBatchSampler,
                                  build_dataloader, preprocess)
 from mnistlab.idx import IDXError
@@ -226,3 +226,51 @@ def test_no_split_copies_the_training_images(tmp_path, val_split):
         np.testing.assert_array_equal(images, preprocess(split_rows, np.float64, "center"))
         assert all(any((row == file_row).all() for file_row in file_rows) for row in split_rows)
         np.testing.assert_array_equal(labels, dataset.labels[indices])
+
+
+def kept_loader(tmp_path, cache_bytes, prefetch=0):
+    folder, _ = write_dataset(tmp_path, num_train=45)
+    dataset = CountingDataset(Dataset(folder, "train", val_size=5))
+    sampler = IterationBatchSampler(dataset, 1, 16, shuffle=False)
+    return Dataloader(dataset, sampler, prefetch=prefetch, cache_bytes=cache_bytes), dataset
+
+
+@pytest.mark.parametrize("prefetch", [0, 2])
+def test_an_unshuffled_loader_keeps_its_batches_within_cache_bytes(tmp_path, prefetch):
+    loader, dataset = kept_loader(tmp_path, cache_bytes=40 * 784 * 8, prefetch=prefetch)
+    first = [(x.copy(), y.copy()) for x, y in loader]
+    assert dataset.prepared == 40
+    for _ in range(2):
+        again = list(loader)
+        assert dataset.prepared == 40   # nothing prepared anew
+        for (x, y), (kept_x, kept_y) in zip(first, again, strict=True):
+            np.testing.assert_array_equal(kept_x, x)
+            np.testing.assert_array_equal(kept_y, y)
+            assert not kept_x.flags.writeable and not kept_y.flags.writeable
+    with pytest.raises(ValueError, match="read-only"):
+        again[0][0][0, 0] = 1.0   # a change would reach every later pass
+
+
+def test_batches_beyond_cache_bytes_are_prepared_every_pass(tmp_path):
+    loader, dataset = kept_loader(tmp_path, cache_bytes=40 * 784 * 8 - 1)
+    list(loader)
+    batches = list(loader)
+    assert dataset.prepared == 80 and all(x.flags.writeable for x, _ in batches)
+
+
+def test_a_pass_stopped_early_or_new_indices_are_not_served_from_the_kept_batches(tmp_path):
+    loader, dataset = kept_loader(tmp_path, cache_bytes=10**9)
+    for _ in zip(range(2), loader):   # stopped after 2 of 3 batches: nothing kept
+        pass
+    assert loader._kept is None
+    list(loader)
+    assert dataset.prepared == 32 + 40
+    loader.sampler.batch_size = 8      # the sampler now gives other batches
+    assert [len(y) for _, y in loader] == [8] * 5 and dataset.prepared == 32 + 80
+
+
+def test_a_shuffled_loader_cannot_keep_its_batches(tmp_path):
+    folder, _ = write_dataset(tmp_path, num_train=20)
+    dataset = Dataset(folder, "train", val_size=5)
+    with pytest.raises(ValueError, match="cache_bytes needs an unshuffled sampler"):
+        Dataloader(dataset, IterationBatchSampler(dataset, 1, 4, shuffle=True), cache_bytes=1)

@@ -4,7 +4,7 @@ import re
 import numpy as np
 import pytest
 
-from conftest import tiny_cfg
+from conftest import CountingDataset, tiny_cfg
 from mnistlab.config import ConfigError
 from mnistlab.history import FIELDS
 from mnistlab.solver import Solver, TrainingDivergedError
@@ -344,3 +344,16 @@ def test_a_prefetching_model_run_leaves_a_core_to_the_prefetching_thread(tiny_da
     monkeypatch.setattr(runner, "_train_one_epoch", spy)
     runner.train()
     assert seen and all(count == 1 for count in seen[0])
+
+
+
+def test_validation_batches_are_prepared_once_and_the_test_set_every_time(tiny_data, capsys):
+    runner = Solver(tiny_cfg(tiny_data, max_epoch=3))
+    val, test = (CountingDataset(loader.dataset) for loader in (runner.val_loader,
+                                                                 runner.test_loader))
+    runner.val_loader.dataset, runner.test_loader.dataset = val, test
+    runner.train()
+    assert val.prepared == len(val)   # in the first epoch only
+    assert runner.validate() == (runner.history.val_loss[-1], runner.history.val_acc[-1])
+    runner.test(), runner.test()
+    assert val.prepared == len(val) and test.prepared == 2 * len(test)

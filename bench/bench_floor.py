@@ -32,9 +32,9 @@ machine's spell):
 The parent runs `--rounds` rounds; in each, the current code and the baseline alternate
 (each a fresh process), and the ratios current / baseline are taken within the round. The
 table gives medians over rounds and their range. `--blas-threads N` sets cfg['blas_threads']
-for both sides (by default each Solver chooses: measure with what the tree holds). `--busy` repeats the current code with
-two CPU-bound processes started beside it (`python -c 'while True: pass'`), and gives each
-epoch's ratio to the same round's idle one. `uptime` is printed before and after: on a
+for both sides (by default each Solver chooses: measure with what the tree holds). `--busy`
+repeats the current code with two CPU-bound processes started beside it
+(`python -c 'while True: pass'`), and gives each epoch's ratio to the same round's idle one. `uptime` is printed before and after: on a
 shared machine, read the ratios, not the absolute times.
 """
 import argparse
@@ -529,7 +529,8 @@ def summarise(rounds, has_baseline, has_busy):
             if f"{key}_update" in rounds[0]["current"]:
                 row["update"] = stat([r["current"][f"{key}_update"] for r in rounds])
                 row["largest_speedup"] = stat([
-                    r["baseline"][key] / (r["current"][f"{key}_floor"] + r["current"][f"{key}_update"])
+                    r["baseline"][key]
+                    / (r["current"][f"{key}_floor"] + r["current"][f"{key}_update"])
                     for r in rounds])
         if has_busy:
             row["busy"] = stat([r["busy"][key] for r in rounds])

@@ -282,9 +282,9 @@ def prefetched_batches(dataset, batches, depth):
     of one per batch keeps those hand-offs few. The first chunk is a single batch, so that
     training starts at once; each chunk's images per batch then set how many batches the
     next chunk holds, about CHUNK_BYTES of images (chunks of 512 samples made more
-    hand-offs, chunks several times larger measured slower). The batches and their order are the plain loop's; each
-    row of `dataset[indices]` must depend on its own index only (as per-image preprocessing
-    does).
+    hand-offs, chunks several times larger measured slower). The batches and their order
+    are the plain loop's; each row of `dataset[indices]` must depend on its own index only
+    (as per-image preprocessing does).
     """
     def chunks():
         start, per_chunk = 0, 1

@@ -80,4 +80,3 @@ class CountingDataset:
     def __getitem__(self, indices):
         self.prepared += len(indices)
         return self.dataset[indices]
-

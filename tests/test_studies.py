@@ -1,8 +1,11 @@
 """The two study notebooks execute top to bottom in their quick mode (parameters injected with
-papermill), and their committed outputs come from full runs with comparison tables."""
+papermill), and their committed outputs come from full runs with comparison tables; the
+seed-spread script counts its runs right and runs end to end."""
+import importlib.util
 import os
 
 import nbformat
+import pandas as pd
 import papermill
 import pytest
 
@@ -56,3 +59,29 @@ def test_committed_studies_are_full_runs_with_their_tables(name, expected, figur
     drawn = sum("image/png" in output.get("data", {}) for cell in notebook.cells
                 if cell.cell_type == "code" for output in cell.get("outputs", []))
     assert drawn == figures, "every figure is in the outputs (not run with a non-GUI backend)"
+
+
+def _seed_spread():
+    spec = importlib.util.spec_from_file_location("seed_spread",
+                                                  os.path.join(STUDIES, "seed_spread.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_seed_spread_counts_the_runs_reaching_the_target_and_the_study():
+    runs = pd.DataFrame({"model": ["mlp_linear"] * 3 + ["mlp"] * 2,
+                         "test_acc": [0.9190, 0.9200, 0.9230, 0.9714, 0.9699]})
+    linear, relu = _seed_spread().spread(runs)
+    assert linear["runs"] == 3 and linear["median"] == 0.9200
+    assert linear["reach the target"] == "2 (>= 0.92)"
+    assert linear["reach the study"] == "1 (>= 0.9225)"
+    assert relu["reach the target"] == "1 (>= 0.97)" and relu["reach the study"] == "1 (>= 0.9714)"
+
+
+def test_seed_spread_runs_end_to_end_in_a_quick_mode(capsys):
+    table = _seed_spread().main(["--seeds", "2", "--epochs", "1", "--val-size", "55000",
+                                 "--n-jobs", "1"])
+    assert list(table["net"]) == ["Net_1 (linear)", "Net_2 (ReLU)"]
+    assert list(table["runs"]) == [2, 2] and (table["mean"] > 0.5).all()
+    assert "2 seeds, 1 epochs" in capsys.readouterr().out

@@ -7,6 +7,7 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
+from joblib.parallel import ThreadingBackend
 
 from mnistlab import sweeps as sweep_module
 from conftest import tiny_cfg, write_dataset
@@ -442,8 +443,18 @@ def test_a_progress_bar_counts_the_finished_runs(base, serial, capsys, n_jobs):
     assert_same_numbers(result, serial)  # and the rows stay in grid order
 
 
+class ThreadsWithoutStreaming(ThreadingBackend):
+    """joblib's threads, declaring (as Dask's backend does) that they cannot hand results
+    back as they finish."""
+
+    supports_return_generator = False
+
+
 def test_a_backend_that_cannot_stream_results_still_shows_progress(base, serial, capsys):
-    with joblib.parallel_config(backend="multiprocessing"):
+    joblib.register_parallel_backend("threads-without-streaming", ThreadsWithoutStreaming)
+    with joblib.parallel_config(backend="threads-without-streaming"):
+        with pytest.raises(ValueError, match="does not support return_as"):
+            joblib.Parallel(n_jobs=2, return_as="generator_unordered")
         result = sweep(base, GRID, n_jobs=2, progress=True)
     assert "4/4" in capsys.readouterr().err
     assert_same_numbers(result, serial)

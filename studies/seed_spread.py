@@ -1,6 +1,6 @@
 """Study A's Net_1 and Net_2 over many seeds: how one run's test accuracy spreads.
 
-    python studies/seed_spread.py                 # seeds 0 to 24, 2 workers (about 12 minutes)
+    python studies/seed_spread.py                 # seeds 0 to 24, 2 workers (about 9 minutes)
     python studies/seed_spread.py --seeds 10 --n-jobs 1
 
 The recipe of fc_nets.ipynb's first table (inputs in [-1, 1], PyTorch-style initial weights,

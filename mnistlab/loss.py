@@ -229,8 +229,8 @@ class SoftmaxCrossEntropyLoss(Model):
         dtype: float dtype of the parameters.
 
     Attributes:
-        W: (D, C) weights.  b: (1, C) biases.
-        grad_W: (D, C) and grad_b: (1, C), set by `gradient_computing()`.
+        W: (D, C) weights, stored column by column (see XavierInit).  b: (1, C) biases.
+        grad_W: (D, C), in W's layout, and grad_b: (1, C), set by `gradient_computing()`.
     """
 
     param_names = ("W", "b")

@@ -34,8 +34,9 @@ The parent runs `--rounds` rounds; in each, the current code and the baseline al
 table gives medians over rounds and their range. `--blas-threads N` sets cfg['blas_threads']
 for both sides (by default each Solver chooses: measure with what the tree holds). `--busy`
 repeats the current code with two CPU-bound processes started beside it
-(`python -c 'while True: pass'`), and gives each epoch's ratio to the same round's idle one. `uptime` is printed before and after: on a
-shared machine, read the ratios, not the absolute times.
+(`python -c 'while True: pass'`), and gives each epoch's ratio to the same round's idle one.
+`uptime` is printed before and after: on a shared machine, read the ratios, not the
+absolute times.
 """
 import argparse
 import contextlib
@@ -267,7 +268,8 @@ def _col2im(dcols, channels, n, height, width):
     dx = dcols[:, 1, 1].copy()
 
     def reach(k, size):   # (output slice, input slice) of offset k - 1 along an axis
-        return slice(max(0, 1 - k), size - max(0, k - 1)), slice(max(0, k - 1), size - max(0, 1 - k))
+        return (slice(max(0, 1 - k), size - max(0, k - 1)),
+                slice(max(0, k - 1), size - max(0, 1 - k)))
 
     for kh in range(3):
         for kw in range(3):
@@ -507,9 +509,9 @@ def summarise(rounds, has_baseline, has_busy):
                "ratio_floor": stat([r["current"][key] / r["current"][f"{key}_floor"]
                                     for r in rounds])}
         if f"{key}_model_floor" in rounds[0]["current"]:
-            row["ratio_model_floor"] = stat([r["current"][key] / r["current"][f"{key}_model_floor"]
-                                             for r in rounds])
-        if f"{key}_bare" in rounds[0]["current"]:
+            row["ratio_model_floor"] = stat([
+                r["current"][key] / r["current"][f"{key}_model_floor"] for r in rounds])
+        if f"{key}_bare" in rounds[0]["current"] and key not in STEP_MODELS:  # softmax
             row["bare_floor"] = stat([r["current"][f"{key}_bare"] / r["current"][f"{key}_floor"]
                                       for r in rounds])
         if has_baseline:
@@ -593,7 +595,7 @@ def print_report(rows, args):
     print("\nThe least a NumPy softmax epoch must do (softmax_bare_numpy: products, softmax, "
           "loss, accuracy, update, validation; no framework), over the same floor:")
     for row in rows:
-        if "bare_floor" in row and row["key"] not in STEP_MODELS:
+        if "bare_floor" in row:
             print(f"- {row['key']}: {fmt(row['bare_floor'], 2, 'x')}")
     print()
     by_key = {row["key"]: row for row in rows}
@@ -609,7 +611,7 @@ def print_report(rows, args):
         row = by_key.get(name.split(" ")[0], {})
         bare, largest = row.get("bare_floor"), row.get("largest_speedup")
         bare_speedup = row.get("bare_speedup")
-        if not met and bare and bare[1] > limit and kind == "max":
+        if not met and bare and bare[1] > limit:
             verdict += (f"; beyond NumPy here: the bare loop alone is {bare[1]:.2f}x or more "
                         f"in every round")
         if not met and largest and largest[2] < limit:

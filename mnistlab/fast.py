@@ -96,15 +96,19 @@ class Conv2d(layers.Conv2d):
     Backward, with dout reshaped to (F, N*Ho*Wo):
         dL/dW = dout @ cols^T,   dL/db = sum over (n, i, j) of dout,
         dL/dx = col2im(W^T @ dout) with the padding cut off.
+
+    Between the two passes the layer keeps the padded input xp, not cols: cols holds every
+    input value kh*kw times (9 times for 3x3), which in a layer that widens less than that
+    (16 to 32 channels in the zoo's CNN) would be several times its largest activation.
+    Backward builds cols again from xp, for the moment it needs them.
     """
 
     def forward(self, x):
         """(N, C, H, W) -> (N, F, Ho, Wo)."""
-        x = self._padded(x)
-        self.padded_shape = x.shape
-        self.cols = im2col(x, self.kernel_size, self.stride)
-        _, _, _, n, out_h, out_w = self.cols.shape
-        out = self.W.reshape(self.out_channels, -1) @ self.cols.reshape(self.W[0].size, -1)
+        self.xp = self._padded(x)
+        cols = im2col(self.xp, self.kernel_size, self.stride)
+        _, _, _, n, out_h, out_w = cols.shape
+        out = self.W.reshape(self.out_channels, -1) @ cols.reshape(self.W[0].size, -1)
         out += self.b.reshape(-1, 1)
         # (F, N*Ho*Wo) -> (N, F, Ho, Wo) as a view: no copy, the next layer reads it strided.
         return out.reshape(self.out_channels, n, out_h, out_w).transpose(1, 0, 2, 3)
@@ -112,13 +116,15 @@ class Conv2d(layers.Conv2d):
     def backward(self, dout):
         """dout (N, F, Ho, Wo) -> dx (N, C, H, W); sets grad_W (F, C, kh, kw) and grad_b."""
         dout_matrix = dout.transpose(1, 0, 2, 3).reshape(self.out_channels, -1)
-        cols_matrix = self.cols.reshape(self.W[0].size, -1)
-        self.grad_W = (dout_matrix @ cols_matrix.T).reshape(self.W.shape)
+        cols = im2col(self.xp, self.kernel_size, self.stride)
+        self.grad_W = (dout_matrix @ cols.reshape(self.W[0].size, -1).T).reshape(self.W.shape)
         self.grad_b = dout_matrix.sum(axis=1).reshape(self.b.shape)
         if not self.needs_input_grad:
             return None
-        dcols = self.W.reshape(self.out_channels, -1).T @ dout_matrix
-        dx = col2im(dcols.reshape(self.cols.shape), self.padded_shape, self.stride)
+        # dL/dcols = W^T dout, written over cols, which dL/dW was the last to need
+        dcols = np.matmul(self.W.reshape(self.out_channels, -1).T, dout_matrix,
+                          out=cols.reshape(self.W[0].size, -1))
+        dx = col2im(dcols.reshape(cols.shape), self.xp.shape, self.stride)
         return self._unpadded(dx)
 
 

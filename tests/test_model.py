@@ -146,6 +146,57 @@ def test_float32_models_compute_in_float32(name):
         assert buffer.dtype == np.float32, name_
 
 
+
+def _memory_of(array):
+    """The array that owns the memory `array` views (itself if it owns it)."""
+    while isinstance(array.base, np.ndarray):
+        array = array.base
+    return array
+
+
+def kept_bytes(module):
+    """Bytes of the distinct memory held by `module`'s array attributes between its passes,
+    its parameters, gradients and buffers aside (several views of one array count once)."""
+    own = [array for _, param, grad in module.named_parameters() for array in (param, grad)
+           if array is not None] + [buffer for _, buffer in module.named_buffers()]
+    own_ids = {id(_memory_of(array)) for array in own}
+    kept = {id(_memory_of(value)): _memory_of(value) for value in vars(module).values()
+            if isinstance(value, np.ndarray)}
+    return sum(array.nbytes for key, array in kept.items() if key not in own_ids)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_no_layer_keeps_more_than_two_copies_of_its_largest_activation(name):
+    """What a layer keeps for its backward pass (inputs, masks, normalised activations, the
+    convolution's padded input) is at most twice the larger of its input and output."""
+    rng = np.random.default_rng(31)
+    model = build_model(name, rng=rng, dtype=np.float32)
+    X, y = batch(rng, 64, 784, 10)
+    X = X.astype(np.float32)
+    largest = {}
+
+    def recording(index, forward):
+        def forward_and_record(x):
+            out = forward(x)
+            largest[index] = max(x.nbytes, out.nbytes)
+            return out
+        return forward_and_record
+
+    if isinstance(model, Sequential):
+        layers = model.layers
+        for index, layer in enumerate(layers):
+            layer.forward = recording(index, layer.forward)
+    else:   # softmax regression, a single layer: its largest activation is its input
+        layers, largest[0] = [model], X.nbytes
+    model.forward(X, y)
+    after_forward = [kept_bytes(layer) for layer in layers]
+    model.gradient_computing()
+    after_backward = [kept_bytes(layer) for layer in layers]
+    for index, layer in enumerate(layers):
+        assert max(after_forward[index], after_backward[index]) <= 2 * largest[index], \
+            (index, layer, after_forward[index], after_backward[index], largest[index])
+
+
 def test_bad_inputs_are_refused_with_clear_errors():
     model = Sequential([Flatten(), Linear(16, 3)], input_shape=(1, 4, 4))
     good_X = np.zeros((2, 16))

@@ -54,7 +54,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EPOCH_SAMPLES = 55000
 STEP_MODELS = {"mlp": 128, "cnn": 64}  # model: batch size
-TARGETS = {  # what the issue asks, as (name, limit, 'max' or 'min')
+TARGETS = {  # the targets, as (name, limit, 'max' or 'min')
     "softmax_float64 / floor": (1.7, "max"), "softmax_float32 / floor": (2.2, "max"),
     "cnn speed-up": (1.6, "min"), "mlp speed-up": (1.3, "min"),
 }
@@ -110,7 +110,7 @@ def products_seconds(shapes, dtype, repeats=20):
 
 def softmax_floor(dtype, batch=100, samples=EPOCH_SAMPLES, model_layout=False):
     """Seconds of the bare loop: per batch, x W and x^T d, (100 x 784) . (784 x 10), on
-    row-major W and d (the issue's floor); with `model_layout`, the same products in the
+    row-major W and d (the floor of the report); with `model_layout`, the same products in the
     layout the softmax model uses: W column-major, x^T d computed as (d^T x)^T."""
     from threadpoolctl import threadpool_limits
     rng = np.random.default_rng(0)

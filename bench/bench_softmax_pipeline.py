@@ -40,10 +40,11 @@ from mnistlab.solver import _RunningTotals  # noqa: E402
 BATCH = 100
 
 
-def make_runner(dtype):
+def make_runner(dtype, **cfg):
+    """A quiet Solver of softmax regression, batch 100, SGD lr 0.01 with momentum 0.9."""
     with contextlib.redirect_stdout(io.StringIO()):
         return Solver({"display_freq": 10**9, "seed": 0, "batch_size": BATCH, "max_epoch": 1000,
-                       "learning_rate": 0.01, "momentum": 0.9, "dtype": dtype})
+                       "learning_rate": 0.01, "momentum": 0.9, "dtype": dtype, **cfg})
 
 
 def bare_batches(dataset, rng):
@@ -71,7 +72,8 @@ def bare_batches(dataset, rng):
 
 
 def bare_consumer(runner):
-    """The bare loop's training pass, on its own copies of the model's parameters."""
+    """The bare loop's training pass, on its own copies of the model's parameters, which
+    it returns (W, b)."""
     w, b = runner.model.W.copy(order="K"), runner.model.b.copy()
     velocity_w, velocity_b = np.zeros_like(w), np.zeros_like(b)
 
@@ -88,6 +90,7 @@ def bare_consumer(runner):
             velocity_b *= 0.9
             velocity_b -= 0.01 * grad_z.sum(axis=0, keepdims=True)
             b += velocity_b
+        return w, b
     return consume
 
 

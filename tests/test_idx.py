@@ -130,7 +130,7 @@ def test_a_raw_file_whose_size_disagrees_with_its_header_is_refused_unread(tmp_p
         with pytest.raises(IDXError, match=r"the file has 104857600 bytes \(truncated\)"):
             read_idx(str(path), IMAGES_MAGIC)
     assert peak() < MIB
-    with open(path, "wb") as f:               # the 3 GB sparse file
+    with open(path, "wb") as f:               # a 3 GB sparse file
         f.write(idx_header((2**31, 28, 28)))
         f.truncate(3 << 30)
     with peak_memory() as peak:

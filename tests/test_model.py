@@ -146,7 +146,6 @@ def test_float32_models_compute_in_float32(name):
         assert buffer.dtype == np.float32, name_
 
 
-
 def _memory_of(array):
     """The array that owns the memory `array` views (itself if it owns it)."""
     while isinstance(array.base, np.ndarray):

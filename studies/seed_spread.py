@@ -88,6 +88,9 @@ def main(argv=None):
     parser.add_argument("--val-size", type=int, default=5000,
                         help="validation images (55000 trains on 5,000 only: a quick check)")
     args = parser.parse_args(argv)
+    if args.grid and args.epochs < min(study_a.GRID_EPOCHS):
+        parser.error(f"--grid tests after {', '.join(map(str, study_a.GRID_EPOCHS))} epochs: "
+                     f"give --epochs {min(study_a.GRID_EPOCHS)} or more")
     start = time.perf_counter()
     table = run_grid(args) if args.grid else run_nets(args)
     minutes = (time.perf_counter() - start) / 60

@@ -109,3 +109,9 @@ def test_the_grid_spread_runs_end_to_end_in_a_quick_mode(seed_spread):
                                                       (256, 0.01)]
     assert (table["epochs"] == 3).all() and (table["runs"] == 1).all()
     assert (table["median"] > 0.5).all()
+
+
+def test_the_grid_spread_needs_the_studys_first_epoch_count(seed_spread, capsys):
+    with pytest.raises(SystemExit):
+        seed_spread.main(["--grid", "--epochs", "2"])
+    assert "give --epochs 3 or more" in capsys.readouterr().err

@@ -161,6 +161,20 @@ def main(argv=None, prog="mnistlab"):
         return EXIT_FAILED
 
 
+def missing_folders(path):
+    """The folders of `path` that do not exist yet, innermost first: those that making
+    `path` would create (e.g. ['runs/20260101-120000', 'runs'] in a folder without runs/)."""
+    missing = []
+    path = os.path.normpath(path)
+    while path not in ("", os.curdir) and not os.path.lexists(path):
+        missing.append(path)
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    return missing
+
+
 def _error(exc):
     """Print `exc` as one line on stderr."""
     print(f"error: {exc}", file=sys.stderr)
@@ -187,15 +201,15 @@ def _run(argv, prog):
     if unknown:
         parser.error(unknown_flag_message(unknown[0]))
     out = args.out or os.path.join("runs", time.strftime("%Y%m%d-%H%M%S"))
-    created = not os.path.lexists(out)
+    created = missing_folders(out)
     try:
         cfg = validate_cfg(read_cfg(args))
         prepare_output_dir(out, "--out", OUT_FREE_BYTES)
         runner = Solver(cfg)
     except (ValueError, DataNotFoundError, IDXError, OSError) as exc:
-        if created:  # leave no empty output folder behind
+        for folder in created:  # leave no empty output folder behind
             with contextlib.suppress(OSError):
-                os.rmdir(out)
+                os.rmdir(folder)
         _error(exc)
         bad_input = (isinstance(exc, (ValueError, DataNotFoundError, IDXError))
                      and not isinstance(exc, OutputError))

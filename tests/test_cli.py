@@ -83,9 +83,20 @@ def test_a_run_prints_the_logs_and_writes_curves_and_metrics(tiny_data, tmp_path
     (["--nesterov", "maybe"], "invalid nesterov: 'maybe'"),
     (["--data_root", "/no/such/folder"], f"MNIST is in {os.path.join(ROOT, 'data')}"),
 ])
-def test_bad_values_exit_with_a_message(argv, message, capsys):
+def test_bad_values_exit_with_a_message(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)   # where the default --out, runs/<date>-<time>, would go
     assert main(argv) == EXIT_BAD_INPUT
     assert message in capsys.readouterr().err
+    assert os.listdir(tmp_path) == [], "a failed start leaves no output folder behind"
+
+
+def test_a_failed_start_removes_every_folder_it_created_and_no_other(tmp_path, capsys):
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    out = kept / "new" / "deeper" / "out"
+    assert main(["--data_root", "/no/such/folder", "--out", str(out)]) == EXIT_BAD_INPUT
+    assert "MNIST is in" in capsys.readouterr().err
+    assert os.listdir(tmp_path) == ["kept"] and os.listdir(kept) == []
 
 
 def test_invalid_json_config_names_the_file_and_the_position(tmp_path, capsys):

@@ -83,9 +83,8 @@ def test_a_run_prints_the_logs_and_writes_curves_and_metrics(tiny_data, tmp_path
     (["--nesterov", "maybe"], "invalid nesterov: 'maybe'"),
     (["--data_root", "/no/such/folder"], f"MNIST is in {os.path.join(ROOT, 'data')}"),
 ])
-def test_bad_values_exit_with_a_message(argv, message, capsys, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)   # where the default --out, runs/<date>-<time>, would go
-    assert main(argv) == EXIT_BAD_INPUT
+def test_bad_values_exit_with_a_message(argv, message, capsys, tmp_path):
+    assert main([*argv, "--out", str(tmp_path / "runs" / "out")]) == EXIT_BAD_INPUT
     assert message in capsys.readouterr().err
     assert os.listdir(tmp_path) == [], "a failed start leaves no output folder behind"
 

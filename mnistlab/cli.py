@@ -166,12 +166,9 @@ def missing_folders(path):
     `path` would create (e.g. ['runs/20260101-120000', 'runs'] in a folder without runs/)."""
     missing = []
     path = os.path.normpath(path)
-    while path not in ("", os.curdir) and not os.path.lexists(path):
+    while path not in ("", os.curdir) and not os.path.lexists(path):   # the root always exists
         missing.append(path)
-        parent = os.path.dirname(path)
-        if parent == path:
-            break
-        path = parent
+        path = os.path.dirname(path)
     return missing
 
 

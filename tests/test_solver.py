@@ -346,11 +346,10 @@ def test_a_prefetching_model_run_leaves_a_core_to_the_prefetching_thread(tiny_da
     assert seen and all(count == 1 for count in seen[0])
 
 
-
 def test_validation_batches_are_prepared_once_and_the_test_set_every_time(tiny_data, capsys):
     runner = Solver(tiny_cfg(tiny_data, max_epoch=3))
-    val, test = (CountingDataset(loader.dataset) for loader in (runner.val_loader,
-                                                                 runner.test_loader))
+    val = CountingDataset(runner.val_loader.dataset)
+    test = CountingDataset(runner.test_loader.dataset)
     runner.val_loader.dataset, runner.test_loader.dataset = val, test
     runner.train()
     assert val.prepared == len(val)   # in the first epoch only

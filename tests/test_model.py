@@ -209,6 +209,10 @@ def test_bad_inputs_are_refused_with_clear_errors():
         model.forward(good_X, np.array([0, 1, 2]))
     with pytest.raises(ValueError, match="labels must lie in \\[0, 3\\)"):
         model.forward(good_X, np.array([0, 3]))
+    with pytest.raises(ValueError, match="labels must lie in \\[0, 3\\), got values from -1 to 0"):
+        model.forward(good_X, np.array([-1, 0]))
+    with pytest.raises(ValueError, match="labels must lie in \\[0, 3\\)"):
+        model.forward(good_X, np.array([-128, 2], dtype=np.int8))
     with pytest.raises(ValueError, match="the batch is empty"):
         model.forward(np.zeros((0, 16)), np.array([], dtype=int))
     with pytest.raises(ValueError, match="at least one layer"):

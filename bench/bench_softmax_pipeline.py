@@ -7,8 +7,11 @@ One process, one BLAS thread, batch 100, SGD with momentum 0.9 on MNIST's 55,000
 images. The training pass of one epoch (validation left out) is timed with each pairing of
 
 - a consumer: the framework's (`model.forward`, `model.gradient_computing`, the Solver's
-  checked optimizer step, the running totals), or the bare one (bench_floor's softmax in
-  the fewest NumPy passes and the momentum update in place, with no checks);
+  checked optimizer step, the running totals); the same functions and checks written
+  inline in one loop, with no model, optimizer or Solver around them (`inline`: what the
+  framework's layers cost is its difference to the framework's); or the bare one
+  (bench_floor's softmax in the fewest NumPy passes and the momentum update in place,
+  with no checks);
 - a producer: the framework's training loader (its prefetching thread), or a bare thread
   preparing the same chunks of the same size (gather the rows, convert, centre, scale)
   and nothing else;
@@ -21,6 +24,7 @@ Medians over rounds after the first, with their range; read the ratios, not the 
 import argparse
 import contextlib
 import io
+import math
 import os
 import queue
 import sys
@@ -34,7 +38,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_floor import bare_softmax_cross_entropy, bare_softmax_gradient, softmax_floor  # noqa: E402
 
 from mnistlab import Solver  # noqa: E402
-from mnistlab.fast import CHUNK_BYTES  # noqa: E402
+from mnistlab.fast import CHUNK_BYTES, softmax_cross_entropy  # noqa: E402
+from mnistlab.loss import accuracy, check_labels, softmax_cross_entropy_backward  # noqa: E402
 from mnistlab.solver import _RunningTotals  # noqa: E402
 
 BATCH = 100
@@ -71,6 +76,14 @@ def bare_batches(dataset, rng):
         yield from chunk
 
 
+def momentum_step(p, velocity, g):
+    """SGD with momentum 0.9 and learning rate 0.01 in place, as optimizer.SGD computes it:
+    v = 0.9 v - 0.01 g, p = p + v."""
+    velocity *= 0.9
+    velocity -= 0.01 * g
+    p += velocity
+
+
 def bare_consumer(runner):
     """The bare loop's training pass, on its own copies of the model's parameters, which
     it returns (W, b)."""
@@ -78,18 +91,43 @@ def bare_consumer(runner):
     velocity_w, velocity_b = np.zeros_like(w), np.zeros_like(b)
 
     def consume(batches):
-        nonlocal w, b, velocity_w, velocity_b   # updated in place
         for x, y in batches:
             z = x @ w
             z += b
             z, _, _, sum_exp = (z, *bare_softmax_cross_entropy(z, y))
             grad_z = bare_softmax_gradient(z, sum_exp, y)
-            velocity_w *= 0.9
-            velocity_w -= 0.01 * (grad_z.T @ x).T
-            w += velocity_w
-            velocity_b *= 0.9
-            velocity_b -= 0.01 * grad_z.sum(axis=0, keepdims=True)
-            b += velocity_b
+            momentum_step(w, velocity_w, (grad_z.T @ x).T)
+            momentum_step(b, velocity_b, grad_z.sum(axis=0, keepdims=True))
+        return w, b
+    return consume
+
+
+def inline_consumer(runner):
+    """The framework's training pass written out in one loop: the same functions in the
+    same order (so the same weights, bitwise), the labels checked, the loss and every
+    gradient refused if not finite, the running totals; no model, optimizer or
+    Solver method is called. Works on copies of the model's parameters, which it returns."""
+    w, b = runner.model.W.copy(order="K"), runner.model.b.copy()
+    velocity_w, velocity_b = np.zeros_like(w), np.zeros_like(b)
+
+    def consume(batches):
+        totals = _RunningTotals()
+        for x, y in batches:
+            y = check_labels(y, len(x), w.shape[1])
+            z = x @ w
+            z += b
+            loss, probs = softmax_cross_entropy(z, y)
+            acc = accuracy(z, y)
+            if not math.isfinite(loss):
+                raise FloatingPointError(f"the loss is {loss}")
+            grad_z = softmax_cross_entropy_backward(probs, y)
+            grad_w = (grad_z.T @ x).T
+            grad_b = grad_z.sum(axis=0, keepdims=True)
+            if not (np.isfinite(grad_w).all() and np.isfinite(grad_b).all()):
+                raise FloatingPointError("a gradient holds NaN or infinity")
+            momentum_step(w, velocity_w, grad_w)
+            momentum_step(b, velocity_b, grad_b)
+            totals.add(loss, acc, len(y))
         return w, b
     return consume
 
@@ -121,7 +159,8 @@ def framework_consumer(runner, step_seconds=None):
 def measure(dtype, rounds):
     runner = make_runner(dtype)
     rng = np.random.default_rng(0)
-    consumers = {"bare": bare_consumer(runner), "framework": framework_consumer(runner)}
+    consumers = {"bare": bare_consumer(runner), "inline": inline_consumer(runner),
+                 "framework": framework_consumer(runner)}
     producers = {"bare": lambda: bare_batches(runner.train_loader.dataset, rng),
                  "framework": lambda: iter(runner.train_loader)}
     times, step_seconds = {}, []

@@ -1,6 +1,7 @@
-"""The bare producer and consumer of bench/bench_softmax_pipeline.py do the framework's work:
-a comparison with other work would measure nothing. (The bench is a script of the checkout,
-loaded here by its path; the Solver comes from the installed package.)"""
+"""The bare producer and the bare and inline consumers of bench/bench_softmax_pipeline.py
+do the framework's work: a comparison with other work would measure nothing. (The bench is
+a script of the checkout, loaded here by its path; the Solver comes from the installed
+package.)"""
 import importlib.util
 import pathlib
 import sys
@@ -44,3 +45,23 @@ def test_the_bare_consumer_takes_the_frameworks_steps(bench, tiny_data):
     assert not np.allclose(w, initial_w)
     np.testing.assert_allclose(w, runner.model.W, rtol=0, atol=1e-12 * np.abs(w).max())
     np.testing.assert_allclose(b, runner.model.b, rtol=0, atol=1e-12 * np.abs(b).max())
+
+
+def test_the_inline_consumer_takes_the_frameworks_steps_bitwise(bench, tiny_data):
+    runner = bench.make_runner("float64", data_root=tiny_data, val_size=100)
+    batches, initial_w = list(runner.train_loader), runner.model.W.copy()
+    w, b = bench.inline_consumer(runner)(batches)
+    bench.framework_consumer(runner)(batches)
+    assert not np.array_equal(w, initial_w)
+    np.testing.assert_array_equal(w, runner.model.W)
+    np.testing.assert_array_equal(b, runner.model.b)
+
+
+def test_the_inline_consumer_refuses_what_the_framework_refuses(bench, tiny_data):
+    runner = bench.make_runner("float64", data_root=tiny_data, val_size=100)
+    images, labels = next(iter(runner.train_loader))
+    consume = bench.inline_consumer(runner)
+    with pytest.raises(ValueError, match="labels must lie in"):
+        consume([(images, labels + 10)])
+    with pytest.raises(FloatingPointError, match="the loss is nan"):
+        consume([(np.full_like(images, np.nan), labels)])

@@ -52,7 +52,7 @@ def softmax_cross_entropy_backward(probs, labels):
 
 def accuracy(logits, labels):
     """Fraction of rows whose largest logit is at the label: float in [0, 1]."""
-    return np.count_nonzero(np.argmax(logits, axis=1) == labels) / len(labels)
+    return np.count_nonzero(logits.argmax(axis=1) == labels) / len(labels)
 
 
 def check_labels(labels, num_samples, num_classes):

@@ -69,7 +69,7 @@ class Optimizer(HyperparameterChecks):
 
     def step(self):
         """Update every parameter in place; a bad gradient is refused before anything changes."""
-        parameters = list(self._parameters_and_gradients())
+        parameters = self._parameters_and_gradients()
         self.step_count += 1
         for name, p, g in parameters:
             if self.weight_decay and self.decoupled_weight_decay:
@@ -88,20 +88,23 @@ class Optimizer(HyperparameterChecks):
         flush_subnormals(p, *(state[key] for key in self.flushed_states if key in state))
 
     def _parameters_and_gradients(self):
-        """Yield (name, param, grad), grad in param's dtype, or raise naming the parameter."""
-        seen = set()
+        """[(name, param, grad)] of the model, grad in param's dtype, or raise naming the
+        parameter whose gradient is missing, of the wrong shape, NaN or infinite."""
+        checked, seen = [], set()
         for name, p, g in self.model.named_parameters():
             if name in seen:
                 raise ValueError(f"two parameters named {name!r}: the state is kept per name")
             if g is None:
                 raise ValueError(f"parameter {name!r} has no gradient: run the backward pass first")
-            if np.shape(g) != p.shape:
-                raise ValueError(f"the gradient of {name!r} has shape {np.shape(g)} but the "
+            g = np.asarray(g)
+            if g.shape != p.shape:
+                raise ValueError(f"the gradient of {name!r} has shape {g.shape} but the "
                                  f"parameter has shape {p.shape}")
             if not np.isfinite(g).all():
                 raise NonFiniteGradientError(f"the gradient of {name!r} holds NaN or infinity")
             seen.add(name)
-            yield name, p, np.asarray(g).astype(p.dtype, copy=False)
+            checked.append((name, p, g.astype(p.dtype, copy=False)))
+        return checked
 
     def state_dict(self):
         """A flat {key: numpy array} for np.savez(allow_pickle=False): 'rule', 'step_count',

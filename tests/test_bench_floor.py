@@ -57,3 +57,20 @@ def test_the_bare_cnn_step_gives_the_models_loss_accuracy_and_gradients(bench_fl
 def test_the_bare_cnn_epoch_runs_and_gives_seconds(bench_floor):
     seconds = bench_floor.cnn_bare_numpy(batch=4, steps=1, dtype=np.float64)
     assert np.isfinite(seconds) and seconds > 0
+
+
+def test_the_softmax_epoch_is_the_median_after_the_first_which_is_reported_apart(
+        bench_floor, monkeypatch):
+    class Run:   # a Solver whose training recorded these epoch times
+        history = type("History", (), {"epoch_time": [0.9, 0.2, 0.4, 0.3, 0.1]})()
+
+        def train(self):
+            pass
+    monkeypatch.setattr(bench_floor, "_quiet_solver", lambda cfg: Run())
+    assert bench_floor.softmax_epoch("float64", 5) == (0.25, 0.9)
+    rounds = [{"current": {"softmax_float64": 0.25, "softmax_float64_first": 0.9,
+                           "softmax_float64_floor": 0.1}}]
+    monkeypatch.setattr(bench_floor, "KEYS", ["softmax_float64"])
+    row, = bench_floor.summarise(rounds, has_baseline=False, has_busy=False)
+    assert row["ratio_floor"][0] == pytest.approx(2.5)
+    assert row["first_floor"][0] == pytest.approx(9.0)

@@ -14,10 +14,10 @@ machine's spell):
   (Solver.train, history.epoch_time; the median of a run's epochs after the first, which
   also starts the prefetching and prepares the validation batches, and is reported apart),
   and its floor, a bare loop doing only the two (100 x 784) . (784 x 10) products of every
-  batch (forward x W, backward x^T d) on contiguous arrays, with one BLAS thread (and the same products in the softmax model's
-  own layout, column-major W, which BLAS runs faster in float32); and the bare NumPy epoch
-  (softmax_bare_numpy: the same arithmetic with no framework around it), which bounds what
-  any NumPy code can reach against that floor;
+  batch (forward x W, backward x^T d) on contiguous arrays, with one BLAS thread (and the
+  same products in the softmax model's own layout, column-major W, which BLAS runs faster
+  in float32); and the bare NumPy epoch (softmax_bare_numpy: the same arithmetic with no
+  framework around it), which bounds what any NumPy code can reach against that floor;
 - mlp (batch 128) and cnn (batch 64), float32: the training step (forward, backward, the
   optimizer's update) over `--batches` batches prepared beforehand, extrapolated to the
   55,000-sample epoch, and its floor, the model's matrix products alone (the BLAS calls

@@ -509,21 +509,21 @@ def summarise(rounds, has_baseline, has_busy):
     def stat(values):
         return statistics.median(values), min(values), max(values)
 
+    def ratio(numerator, denominator):   # current code's measures, round by round
+        return stat([r["current"][numerator] / r["current"][denominator] for r in rounds])
+
     rows = []
     for key in KEYS:
+        floor = f"{key}_floor"
         row = {"key": key, "epoch": stat([r["current"][key] for r in rounds]),
-               "floor": stat([r["current"][f"{key}_floor"] for r in rounds]),
-               "ratio_floor": stat([r["current"][key] / r["current"][f"{key}_floor"]
-                                    for r in rounds])}
+               "floor": stat([r["current"][floor] for r in rounds]),
+               "ratio_floor": ratio(key, floor)}
         if f"{key}_model_floor" in rounds[0]["current"]:
-            row["ratio_model_floor"] = stat([
-                r["current"][key] / r["current"][f"{key}_model_floor"] for r in rounds])
+            row["ratio_model_floor"] = ratio(key, f"{key}_model_floor")
         if f"{key}_first" in rounds[0]["current"]:
-            row["first_floor"] = stat([r["current"][f"{key}_first"] / r["current"][f"{key}_floor"]
-                                       for r in rounds])
+            row["first_floor"] = ratio(f"{key}_first", floor)
         if f"{key}_bare" in rounds[0]["current"] and key not in STEP_MODELS:  # softmax
-            row["bare_floor"] = stat([r["current"][f"{key}_bare"] / r["current"][f"{key}_floor"]
-                                      for r in rounds])
+            row["bare_floor"] = ratio(f"{key}_bare", floor)
         if has_baseline:
             row["baseline"] = stat([r["baseline"][key] for r in rounds])
             row["baseline_floor"] = stat([r["baseline"][key] / r["baseline"][f"{key}_floor"]

@@ -94,7 +94,7 @@ def bare_consumer(runner):
         for x, y in batches:
             z = x @ w
             z += b
-            z, _, _, sum_exp = (z, *bare_softmax_cross_entropy(z, y))
+            _, _, sum_exp = bare_softmax_cross_entropy(z, y)   # z becomes exp(z - max z)
             grad_z = bare_softmax_gradient(z, sum_exp, y)
             momentum_step(w, velocity_w, (grad_z.T @ x).T)
             momentum_step(b, velocity_b, grad_z.sum(axis=0, keepdims=True))

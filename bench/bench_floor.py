@@ -400,7 +400,7 @@ def _quiet_solver(cfg):
 
 def softmax_epoch(dtype, epochs):
     """(median epoch time after the first, first epoch time) of softmax regression, batch
-    100, lr 0.01, validation included. The first epoch also starts the prefetching thread and
+    100, lr 0.01, validation included. The first epoch also starts the prefetching worker and
     prepares the validation batches that later epochs reuse: it is reported apart, and the
     median is that of the epochs a run repeats, as the floor is the median of repeated
     passes."""
@@ -602,7 +602,7 @@ def print_report(rows, args):
     for row in rows:
         if "ratio_model_floor" in row:
             print(f"- {row['key']}: {fmt(row['ratio_model_floor'], 2, 'x')}")
-    print("\nThe first softmax epoch of each run (it also starts the prefetching thread and "
+    print("\nThe first softmax epoch of each run (it also starts the prefetching worker and "
           "prepares the validation batches that later epochs reuse), over the floor:")
     for row in rows:
         if "first_floor" in row:

@@ -8,7 +8,9 @@ Writes (once, into --folder) a raw training images file of `--samples` random 28
 images and its labels, plus MNIST's own t10k files as the test split, then trains softmax
 regression for one epoch (batch 100, float64, validation included) in a fresh process and
 reports its peak resident memory (ru_maxrss), the time to build the Solver (reading the
-file) and the epoch time. Target: peak <= 1.2 x the file's size + 150 MB.
+file) and the epoch time. The training loader's worker process shares the training process's
+memory (forked, copy-on-write); its own pages, private to it, are read at the end of the
+epoch (/proc/<pid>/smaps_rollup) and added. Target: peak <= 1.2 x the file's size + 150 MB.
 """
 import argparse
 import contextlib
@@ -57,8 +59,18 @@ def child(folder, dtype, val_split):
                          "seed": 0, "dtype": dtype, "val_split": val_split})
         load = time.perf_counter() - start
         runner.train()
+    worker = getattr(runner.train_loader, "_process", None)
+    worker_mb = private_mb(worker.pid) if worker is not None else 0.0
+    own_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"load_s": load, "epoch_s": runner.history.epoch_time[0],
-                      "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                      "worker_mb": worker_mb, "peak_mb": own_mb + worker_mb}))
+
+
+def private_mb(pid):
+    """The memory private to process `pid` (its pages shared with no other process), in MB."""
+    with open(f"/proc/{pid}/smaps_rollup") as rollup:
+        fields = dict(line.split(":", 1) for line in rollup if ":" in line)
+    return sum(int(fields[key].split()[0]) for key in ("Private_Clean", "Private_Dirty")) / 1024
 
 
 def run(folder, dtype, val_split, pythonpath):
@@ -90,15 +102,17 @@ def main():
     limit = 1.2 * file_mb + 150
     print(f"training file: {args.samples} images, {file_mb:.0f} MB; target peak <= "
           f"{limit:.0f} MB; val_split {args.val_split}; load average {os.getloadavg()[0]:.2f}\n")
-    print("| code | round | load (s) | epoch (s) | peak (MB) | peak / file | target met |")
-    print("|---|---|---|---|---|---|---|")
+    print("| code | round | load (s) | epoch (s) | peak (MB) | of which the worker's own | "
+          "peak / file | target met |")
+    print("|---|---|---|---|---|---|---|---|")
     for number in range(args.rounds):
         for name, pythonpath in (("current", None), ("baseline", args.baseline)):
             if name == "baseline" and not args.baseline:
                 continue
             m = run(args.folder, args.dtype, args.val_split, pythonpath)
             print(f"| {name} | {number} | {m['load_s']:.2f} | {m['epoch_s']:.2f} | "
-                  f"{m['peak_mb']:.0f} | {m['peak_mb'] / file_mb:.2f} | "
+                  f"{m['peak_mb']:.0f} | {m.get('worker_mb', 0):.0f} | "
+                  f"{m['peak_mb'] / file_mb:.2f} | "
                   f"{'yes' if m['peak_mb'] <= limit else 'NO'} |", flush=True)
 
 

@@ -12,9 +12,9 @@ images. The training pass of one epoch (validation left out) is timed with each 
   framework's layers cost is its difference to the framework's); or the bare one
   (bench_floor's softmax in the fewest NumPy passes and the momentum update in place,
   with no checks);
-- a producer: the framework's training loader (its prefetching thread), or a bare thread
-  preparing the same chunks of the same size (gather the rows, convert, centre, scale)
-  and nothing else;
+- a producer: the framework's training loader with its worker process (the default), or
+  with a thread in its place (`prefetch_worker='thread'`), or a bare thread preparing the
+  same chunks of the same size (gather the rows, convert, centre, scale) and nothing else;
 
 in alternating order within each round. Fed by the bare producer, the framework's consumer
 also reports the time spent inside the optimizer's step, against inside the update formula
@@ -161,8 +161,10 @@ def measure(dtype, rounds):
     rng = np.random.default_rng(0)
     consumers = {"bare": bare_consumer(runner), "inline": inline_consumer(runner),
                  "framework": framework_consumer(runner)}
+    thread_loader = make_runner(dtype, prefetch_worker="thread").train_loader
     producers = {"bare": lambda: bare_batches(runner.train_loader.dataset, rng),
-                 "framework": lambda: iter(runner.train_loader)}
+                 "process": lambda: iter(runner.train_loader),
+                 "thread": lambda: iter(thread_loader)}
     times, step_seconds = {}, []
     split_step = framework_consumer(runner, step_seconds)
     with threadpool_limits(limits=1, user_api="blas"):

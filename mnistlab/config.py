@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 from .checks import check_bool, did_you_mean
-from .dataloader import PREPROCESSING, VAL_SPLITS
+from .dataloader import PREPROCESSING, VAL_SPLITS, WORKERS
 from .model import LOSSES, MODELS
 from .optimizer import OPTIMIZERS, make_optimizer, optimizer_hyperparameters
 from .schedule import SCHEDULES, make_schedule, schedule_hyperparameters
@@ -182,13 +182,19 @@ OPTIONS = {
                              optional(text)),
     "blas_threads": Option(None, "threads of the BLAS matrix products (None: one for 'softmax', "
                            "whose tiny products lose more to thread hand-offs than they gain; "
-                           "for bigger models as many as fit beside the prefetching thread on "
+                           "for bigger models as many as fit beside the prefetching worker on "
                            "the cores this process may use)",
                            optional(integer(1, MAX_BLAS_THREADS))),
     "prefetch": Option(2, "chunks of batches (about 6 MiB of images each) that a background "
-                       "thread prepares ahead of training on them (0: none); the results are "
+                       "worker prepares ahead of training on them (0: none); the results are "
                        "the same either way",
                        integer(0, MAX_PREFETCH)),
+    "prefetch_worker": Option("process", "what prepares the training batches ahead: 'process', "
+                              "a worker process sharing memory with this one (Linux; elsewhere "
+                              "it runs as 'thread'), or 'thread', a thread of this process, "
+                              "slower as it shares Python's lock with training; the validation "
+                              "and test batches are prepared by a thread",
+                              one_of(*WORKERS)),
     "progress": Option(False, "show a progress bar (the assignment's log lines are unchanged)",
                        boolean),
 }

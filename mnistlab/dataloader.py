@@ -15,10 +15,12 @@ from .checks import check_bool, check_choice, check_count
 from .data_home import (DataNotFoundError, fetch_command, find_data_root, holds_dataset,
                         idx_file_names, search_path)
 from .idx import IDXError, IMAGES_MAGIC, LABELS_MAGIC, read_idx
+from .worker import BatchWorker, can_fork
 
 SPLITS = ("train", "val", "test")
 PREPROCESSING = ("center", "scale", "normalize")
 VAL_SPLITS = ("last", "random")
+WORKERS = ("thread", "process")
 DEFAULT_VAL_SIZE = 5000
 
 
@@ -72,7 +74,7 @@ def load_idx_split(data_root, prefix):
     return _load_idx_pair(images_path, labels_path, mtimes)
 
 
-def preprocess(images, dtype=np.float64, method="center", pixel_means=None):
+def preprocess(images, dtype=np.float64, method="center", pixel_means=None, out=None):
     """Turn uint8 pixel rows into model inputs.
 
     Args:
@@ -82,12 +84,18 @@ def preprocess(images, dtype=np.float64, method="center", pixel_means=None):
             'scale': x = pixels / 255; 'normalize': x = (pixels / 255 - 0.5) / 0.5, in [-1, 1]
             (torchvision's Normalize((0.5,), (0.5,)) after ToTensor()).
         pixel_means: (B,) mean pixel value of each image, if already known (saves a pass).
+        out: (B, D) array of `dtype` to write the result into (a worker process's shared
+            buffer); None makes a new one. The values are the same either way.
 
     Returns:
-        (B, D) array of `dtype`.
+        (B, D) array of `dtype`: `out` when given.
     """
     dtype = np.dtype(dtype)
-    x = images.astype(dtype)
+    if out is None:
+        x = images.astype(dtype)
+    else:
+        x = out
+        np.copyto(x, images, casting="safe")   # the same conversion as astype, in place
     if method == "center":
         if pixel_means is None:
             pixel_means = images.mean(axis=1)
@@ -202,10 +210,16 @@ class Dataset:
         if np.ndim(idx) == 0:
             image, label = self[np.array([idx])]
             return image[0], int(label[0])
-        means = None if self._pixel_means is None else self._pixel_means[idx]
-        rows = idx if self._rows is None else self._rows[idx]
-        return (preprocess(self._source[rows], self.dtype, self.preprocessing, means),
-                self.labels[idx])
+        return self.gather(idx)
+
+    def gather(self, indices, out=None):
+        """(images (B, D), labels (B,)) of the samples at the integer array `indices`, as
+        `dataset[indices]` gives them; with `out`, a (B, D) array of the Dataset's dtype, the
+        images are written into it (a worker process's shared buffer, worker.py)."""
+        means = None if self._pixel_means is None else self._pixel_means[indices]
+        rows = indices if self._rows is None else self._rows[indices]
+        return (preprocess(self._source[rows], self.dtype, self.preprocessing, means, out),
+                self.labels[indices])
 
     def __repr__(self):
         return (f"Dataset(mode={self.mode!r}, samples={len(self)}, "
@@ -265,21 +279,30 @@ class Dataloader:
             depending on its own index only (as Dataset's per-image preprocessing does).
         sampler: an IterationBatchSampler (or anything with prepare_epoch_indices, iteration
             over index arrays and len).
-        prefetch: 0 prepares each batch when it is asked for. n > 0 has a background thread
-            keep up to n chunks of upcoming batches ready (fast.prefetched_batches). The
-            batches and their order are the same either way: prefetching only moves the work
-            to the second core, where it overlaps the model's matrix products.
+        prefetch: 0 prepares each batch when it is asked for. n > 0 has a background worker
+            keep up to n chunks of upcoming batches ready. The batches and their order are the
+            same either way: prefetching only moves the work to the second core, where it
+            overlaps the model's matrix products.
+        worker: what prepares the batches ahead: 'thread', a thread of this process
+            (fast.prefetched_batches), or 'process', a worker process forked at the first
+            pass that hands the batches over in shared memory (worker.py): faster, as it
+            shares no lock with the training thread. 'process' runs as 'thread' where the
+            platform cannot fork safely (worker.can_fork: Linux only), and for a pass begun
+            while another pass of this loader is still going on. The worker keeps the
+            dataset as it was at the first pass: `close()` the loader after changing it.
         cache_bytes: for an unshuffled sampler (validation, read every epoch): keep the
             batches of a complete pass, if their images take at most this many bytes, and
             yield them again, read-only, on every later pass whose indices are the same,
             instead of preparing them anew. 0 (the default) keeps nothing.
     """
 
-    def __init__(self, dataset, sampler, prefetch=0, cache_bytes=0):
+    def __init__(self, dataset, sampler, prefetch=0, cache_bytes=0, worker="thread"):
         self.dataset = dataset
         self.sampler = sampler
         self.prefetch = check_count("prefetch", prefetch, 0)
         self.cache_bytes = check_count("cache_bytes", cache_bytes, 0)
+        self.worker = check_choice("worker", worker, WORKERS)
+        self._process = None   # the worker process (worker.BatchWorker), from the first pass
         if self.cache_bytes and getattr(sampler, "shuffle", False):
             raise ValueError("cache_bytes needs an unshuffled sampler: a shuffled loader's "
                              "batches change every epoch, so keeping them saves nothing")
@@ -305,9 +328,38 @@ class Dataloader:
 
     def _prepared(self, indices):
         """The (images, labels) of every index array in `indices`, in order."""
-        if self.prefetch:
-            return fast.prefetched_batches(self.dataset, indices, self.prefetch)
-        return (self.dataset[batch] for batch in indices)
+        if not self.prefetch:
+            return (self.dataset[batch] for batch in indices)
+        if self.worker == "process" and can_fork() and indices and len(indices[0]):
+            # One sample tells the shape and dtype of the images, and so how many batches
+            # make a chunk of about CHUNK_BYTES.
+            sample, _ = self.dataset[indices[0][:1]]
+            per_chunk = max(1, fast.CHUNK_BYTES // max(1, sample.nbytes * len(indices[0])))
+            process = self._worker_process(sample, per_chunk * len(indices[0]))
+            if process is not None:
+                # As with the thread, the first chunk is one batch, so that training starts at once.
+                chunks = [indices[:1]] + [indices[start:start + per_chunk]
+                                          for start in range(1, len(indices), per_chunk)]
+                return process.batches(chunks, self.prefetch)
+        return fast.prefetched_batches(self.dataset, indices, self.prefetch)
+
+    def _worker_process(self, sample, chunk_samples):
+        """The loader's worker process, forked if it has none that fits chunks of
+        `chunk_samples` images like `sample` (1, ...); None while it serves another pass."""
+        if self._process is not None and self._process.busy:
+            return None
+        if self._process is None or not self._process.fits(self.dataset, sample.shape[1:],
+                                                           sample.dtype, chunk_samples):
+            self.close()
+            self._process = BatchWorker(self.dataset, sample.shape[1:], sample.dtype,
+                                        chunk_samples, buffers=self.prefetch + 2)
+        return self._process
+
+    def close(self):
+        """Stop the worker process, if one was started (a later pass forks a new one)."""
+        if self._process is not None:
+            self._process.close()
+            self._process = None
 
     def __len__(self):
         return len(self.sampler)
@@ -323,15 +375,17 @@ def same_batches(first, second):
 
 
 def build_dataloader(data_root, max_epoch, batch_size, shuffle=False, mode="train", rng=None,
-                     prefetch=0, drop_last=False, cache_bytes=0, **dataset_options):
+                     prefetch=0, drop_last=False, cache_bytes=0, worker="thread",
+                     **dataset_options):
     """A Dataloader over split `mode` of the data in `data_root`.
 
     `dataset_options` go to `Dataset` (num_classes, dtype, preprocessing, val_size,
-    val_split, split_seed); `rng` drives the shuffling; `prefetch` batches are prepared ahead
-    in a background thread; `drop_last` leaves out a last, smaller batch; an unshuffled
-    loader keeps its prepared batches up to `cache_bytes` of images (see Dataloader).
+    val_split, split_seed); `rng` drives the shuffling; `prefetch` chunks of batches are
+    prepared ahead by a `worker`, 'thread' or 'process'; `drop_last` leaves out a last,
+    smaller batch; an unshuffled loader keeps its prepared batches up to `cache_bytes` of
+    images (see Dataloader).
     """
     dataset = Dataset(data_root, mode, **dataset_options)
     sampler = IterationBatchSampler(dataset, max_epoch, batch_size, shuffle, rng=rng,
                                     drop_last=drop_last)
-    return Dataloader(dataset, sampler, prefetch, cache_bytes)
+    return Dataloader(dataset, sampler, prefetch, cache_bytes, worker)

@@ -10,6 +10,9 @@ layers.py. Read the plain version first; the training path uses these:
 | BatchNorm2d            | layers.BatchNorm2d             | channel-major rows, buffers |
 | ReLU                   | layers.ReLU                    | in place (the CNN only)     |
 | prefetched_batches     | Dataloader without prefetch    | a background thread         |
+
+worker.py holds the other way to prepare batches ahead, a worker process (it shares no lock
+with the training thread, so it is faster still, where the platform can fork).
 """
 import contextlib
 import queue
@@ -297,9 +300,7 @@ def prefetched_batches(dataset, batches, depth):
         while start < len(batches):
             chunk = batches[start:start + per_chunk]
             images, labels = dataset[np.concatenate(chunk)]
-            ends = np.cumsum([len(indices) for indices in chunk])
-            yield [(images[end - len(indices):end], labels[end - len(indices):end])
-                   for indices, end in zip(chunk, ends)]
+            yield split_chunk(images, labels, chunk)
             start += per_chunk
             per_chunk = max(1, CHUNK_BYTES * len(chunk) // max(1, images.nbytes))
 
@@ -307,13 +308,23 @@ def prefetched_batches(dataset, batches, depth):
         yield from chunk
 
 
+def split_chunk(images, labels, chunk):
+    """Cut a chunk's (images, labels), prepared for the index arrays `chunk` together, into
+    one (images, labels) pair per index array, as views."""
+    ends = np.cumsum([len(indices) for indices in chunk])
+    return [(images[end - len(indices):end], labels[end - len(indices):end])
+            for indices, end in zip(chunk, ends)]
+
+
 def prefetched(items, depth):
     """Iterate over `items`, which a background thread computes up to `depth` items ahead.
 
-    A thread rather than a process, because NumPy releases the GIL inside its array loops
-    (gathering rows, converting types), so the work truly runs on another core, and the
-    batches need no copying between processes. An exception raised while computing an item
-    is raised here, at that item. Stopping early (break, an error, Ctrl-C) stops the thread.
+    NumPy releases the GIL inside its array loops (gathering rows, converting types), so the
+    work truly runs on another core; but the thread takes the lock back after each of them,
+    and the training thread then waits for it. A worker process (worker.py) does not share
+    the lock, which makes it faster where it is available. An exception raised while
+    computing an item is raised here, at that item. Stopping early (break, an error,
+    Ctrl-C) stops the thread.
     """
     ready = queue.Queue(maxsize=depth)
     stop = threading.Event()

@@ -95,8 +95,10 @@ class Solver:
     @staticmethod
     def build_loader(cfg, rng=None):
         """The (train, val, test) Dataloaders of cfg; only 'train' is shuffled, with `rng`,
-        only 'train' drops a last, smaller batch when cfg['drop_last'] says so, and only
-        'val' keeps its prepared batches (up to VALIDATION_CACHE_BYTES)."""
+        only 'train' drops a last, smaller batch when cfg['drop_last'] says so, only 'train'
+        prepares its batches ahead in cfg['prefetch_worker'] (read every epoch in a new
+        order, it is the hot path; the others use a thread), and only 'val' keeps its
+        prepared batches (up to VALIDATION_CACHE_BYTES)."""
         cfg = validate_cfg(cfg)  # returns a cfg the Solver validated as it is
         data_root = find_data_root() if cfg["data_root"] is None else cfg["data_root"]
         # A random validation split is drawn from the seed itself, not from `rng`, so that
@@ -108,7 +110,8 @@ class Solver:
                        val_split=cfg["val_split"], split_seed=split_seed)
         train = build_dataloader(data_root, cfg["max_epoch"], cfg["batch_size"],
                                  shuffle=True, mode="train", rng=rng, drop_last=cfg["drop_last"],
-                                 num_classes=cfg["num_classes"], **options)
+                                 worker=cfg["prefetch_worker"], num_classes=cfg["num_classes"],
+                                 **options)
         num_classes = train.dataset.num_classes  # read from the labels when cfg leaves it None
         val, test = (build_dataloader(data_root, cfg["max_epoch"], cfg["batch_size"],
                                       mode=mode, num_classes=num_classes, cache_bytes=cache,
@@ -223,7 +226,7 @@ class Solver:
     def _blas_threads(self):
         """Limit BLAS to cfg['blas_threads'] threads. By default: one for the softmax model,
         whose small matrix products lose more to thread hand-offs than they gain; for other
-        models as many as fit beside the run's prefetching thread on the cores the process
+        models as many as fit beside the run's prefetching worker on the cores the process
         may use (threads.blas_threads), never more than a limit already in force (a sweep
         worker's one thread)."""
         threads = self.cfg["blas_threads"]

@@ -1,8 +1,9 @@
 """How many threads the matrix products may use, so that a run does not fight itself for cores.
 
 A run of this framework keeps up to three kinds of threads busy: the BLAS library's threads
-for the matrix products, the batch-prefetching thread of its training loader (cfg
-'prefetch' > 0), and, in a sweep, one worker process per parallel run. OpenBLAS threads
+for the matrix products, the batch-prefetching worker of its training loader (cfg
+'prefetch' > 0; a thread or a process, cfg 'prefetch_worker'), and, in a sweep, one worker
+process per parallel run. OpenBLAS threads
 spin while they wait for work, so when these together outnumber the cores the process may
 use, every thread keeps being preempted and an epoch can take several times longer
 (measured here, a 2-core machine: an MLP epoch with 2 BLAS threads beside the prefetching

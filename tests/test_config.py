@@ -39,6 +39,7 @@ def test_unrelated_unknown_key_lists_valid_keys():
     ("seed", -1, "a whole number >= 0"),
     ("data_root", 3, "a string"),
     ("prefetch", -1, "a whole number >= 0"),
+    ("prefetch_worker", "gpu", "one of 'thread', 'process'"),
 ])
 def test_impossible_values_name_key_value_and_rule(key, value, must):
     with pytest.raises(ConfigError, match=rf"cfg\['{key}'\] = .* is impossible: it must be {must}"):

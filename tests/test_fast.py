@@ -181,16 +181,18 @@ def _epochs(loader, count):
     return [[(x.copy(), y.copy()) for x, y in loader] for _ in range(count)]
 
 
+@pytest.mark.parametrize("worker", ["thread", "process"])
 @pytest.mark.parametrize("prefetch, batch_size, chunk_samples", [
     (1, 8, 512), (2, 8, 20), (5, 7, 16), (2, 30, 16), (2, 90, 512)])
 def test_prefetching_yields_the_same_batches_in_the_same_order(tmp_path, monkeypatch, prefetch,
-                                                               batch_size, chunk_samples):
+                                                               batch_size, chunk_samples, worker):
     monkeypatch.setattr(fast, "CHUNK_BYTES", 28 * 28 * 8 * chunk_samples)  # float64 images
     folder, _ = write_dataset(tmp_path, num_train=95)
 
     def loader(depth):
         return build_dataloader(folder, 3, batch_size, shuffle=True, mode="train",
-                                val_size=5, rng=np.random.default_rng(7), prefetch=depth)
+                                val_size=5, rng=np.random.default_rng(7), prefetch=depth,
+                                worker=worker)
     plain, ahead = _epochs(loader(0), 3), _epochs(loader(prefetch), 3)
     assert [len(epoch) for epoch in ahead] == [-(-90 // batch_size)] * 3
     for epoch_plain, epoch_ahead in zip(plain, ahead):

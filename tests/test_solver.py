@@ -45,8 +45,10 @@ def test_same_seed_same_numbers_different_seed_different(tiny_data):
     assert numbers_of(runs[0].history) != numbers_of(runs[2].history)
 
 
-def test_prefetching_changes_no_number(tiny_data):
-    runs = [Solver(tiny_cfg(tiny_data, prefetch=depth)) for depth in (0, 3)]
+@pytest.mark.parametrize("worker", ["thread", "process"])
+def test_prefetching_changes_no_number(tiny_data, worker):
+    runs = [Solver(tiny_cfg(tiny_data, prefetch=depth, prefetch_worker=worker))
+            for depth in (0, 3)]
     for runner in runs:
         runner.train()
     assert numbers_of(runs[0].history) == numbers_of(runs[1].history)

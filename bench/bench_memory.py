@@ -52,6 +52,7 @@ def write_dataset(folder, samples, seed=0):
 
 def child(folder, dtype, val_split):
     from mnistlab import Solver
+    worker_mb = watch_worker()
     start = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):
         runner = Solver({"data_root": folder, "max_epoch": 1, "batch_size": 100,
@@ -59,11 +60,28 @@ def child(folder, dtype, val_split):
                          "seed": 0, "dtype": dtype, "val_split": val_split})
         load = time.perf_counter() - start
         runner.train()
-    worker = getattr(runner.train_loader, "_process", None)
-    worker_mb = private_mb(worker.pid) if worker is not None else 0.0
     own_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"load_s": load, "epoch_s": runner.history.epoch_time[0],
-                      "worker_mb": worker_mb, "peak_mb": own_mb + worker_mb}))
+                      "worker_mb": sum(worker_mb), "peak_mb": own_mb + sum(worker_mb)}))
+
+
+def watch_worker():
+    """A list that receives the private memory (MB) of every worker process of the run, read
+    as the worker is stopped (train() stops it when it returns); stays empty for code that
+    has no worker process."""
+    seen = []
+    try:
+        from mnistlab.worker import BatchWorker
+    except ImportError:
+        return seen
+    close = BatchWorker.close
+
+    def measured_close(worker):
+        if worker.alive():
+            seen.append(private_mb(worker.pid))
+        close(worker)
+    BatchWorker.close = measured_close
+    return seen
 
 
 def private_mb(pid):

@@ -344,15 +344,18 @@ class Dataloader:
         return fast.prefetched_batches(self.dataset, indices, self.prefetch)
 
     def _worker_process(self, sample, chunk_samples):
-        """The loader's worker process, forked if it has none that fits chunks of
-        `chunk_samples` images like `sample` (1, ...); None while it serves another pass."""
+        """The loader's worker process, forked anew unless it has one that fits chunks of
+        `chunk_samples` images like `sample` (1, ...) with enough buffers free (the chunks
+        asked for ahead, the one trained on and the one before); None while it serves
+        another pass."""
         if self._process is not None and self._process.busy:
             return None
-        if self._process is None or not self._process.fits(self.dataset, sample.shape[1:],
-                                                           sample.dtype, chunk_samples):
+        if self._process is None or not self._process.fits(
+                self.dataset, sample.shape[1:], sample.dtype, chunk_samples,
+                free_buffers=self.prefetch + 2):
             self.close()
             self._process = BatchWorker(self.dataset, sample.shape[1:], sample.dtype,
-                                        chunk_samples, buffers=self.prefetch + 2)
+                                        chunk_samples, buffers=self.prefetch + 3)
         return self._process
 
     def close(self):
@@ -366,7 +369,8 @@ class Dataloader:
 
     def __repr__(self):
         return (f"Dataloader({self.dataset!r}, batch_size={self.sampler.batch_size}, "
-                f"shuffle={self.sampler.shuffle}, batches={len(self)}, prefetch={self.prefetch})")
+                f"shuffle={self.sampler.shuffle}, batches={len(self)}, prefetch={self.prefetch}, "
+                f"worker={self.worker!r})")
 
 
 def same_batches(first, second):

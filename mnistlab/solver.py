@@ -167,6 +167,10 @@ class Solver:
             self.interrupted = True
             print(f"Training interrupted during epoch {self.epoch}: the history keeps the "
                   f"{len(self.history)} completed epochs.")
+        finally:
+            # the loader's worker process, if any: a later train() forks a new one (a loader
+            # put in its place, any iterable of batches, may have nothing to close)
+            getattr(self.train_loader, "close", lambda: None)()
         finished = (self.epoch >= self.cfg["max_epoch"] or self.early_stopping.should_stop
                     or self.interrupted)
         if (finished and self.cfg["patience"] is not None

@@ -6,17 +6,16 @@ Why a process, when a thread of the training process could do the same work on t
 core: the two threads would share Python's global interpreter lock. The training thread
 hands the lock over at every NumPy call of its step, and the preparing thread takes it at
 the end of each of its own operations, so the training thread keeps waiting for it. On a
-2-core machine, softmax regression in float64 (batch 100) trained at 1.75x the time of its
-two matrix products with a thread preparing the batches, and at 1.37x with a worker
-process doing the same operations (one run each, 14 rounds; bench/bench_softmax_pipeline.py
-measures it).
+2-core machine, a Solver's softmax epoch (float64, batch 100, validation included) took
+1.58x the time of its two matrix products with this worker, and 1.94x with the thread
+(bench/bench_floor.py, 5 rounds; README, "Against the arithmetic floor").
 
 How it works:
 - The worker is forked from the training process at the loader's first pass, so it starts
   with the dataset as it is then, sharing its memory (copy-on-write; it only reads it). It
-  serves every later pass too, until the loader is closed, garbage-collected or the program
-  ends: close a loader whose dataset you change after its first pass, and its next pass
-  forks a new worker.
+  serves every later pass too, until the loader is closed (Solver.train closes it when it
+  returns), garbage-collected or the program ends: close a loader whose dataset you change
+  after its first pass, and its next pass forks a new worker.
 - The two processes share a ring of buffers, each holding one chunk of consecutive
   batches (an anonymous shared memory map made before the fork). The training process asks
   for a chunk by sending its index arrays and a free buffer through a pipe; the worker
@@ -25,10 +24,13 @@ How it works:
   The batches handed out are views of the buffer.
 - A buffer is given out again only once no array viewing it is alive, so a batch stays
   valid as long as anyone keeps it (`list(loader)` works). When every buffer is still held,
-  the worker sends that chunk's images through the pipe instead: slower, never wrong.
-- Linux only (`can_fork()`): fork is Python's default way to start processes there, and a
-  forked NumPy process is safe. On macOS, the system's BLAS is not safe to fork, and Windows
-  has no fork; there the Dataloader prepares the batches in a thread instead.
+  the worker sends that chunk's images through the pipe instead: slower, never wrong. A
+  pass that starts with too few buffers free (batches of earlier passes kept) gets a new
+  worker with a new ring; the kept batches keep the old ring alive.
+- Linux only (`can_fork()`): there a forked process that runs NumPy on arrays is safe (fork
+  was Python's own default there until 3.14). On macOS, Python has not forked by default
+  since 3.8, as system libraries may start threads that a fork breaks, and Windows has no
+  fork: there the Dataloader prepares the batches in a thread instead.
 """
 import collections
 import contextlib
@@ -66,8 +68,9 @@ class BatchWorker:
             images of shape (B, *sample_shape) and dtype `dtype`.
         sample_shape, dtype: the shape and dtype of one sample's images row.
         chunk_samples: how many samples one buffer holds.
-        buffers: how many buffers the ring holds: the chunks asked for ahead, plus two for the
-            chunk being trained on and the one before it (a model keeps its last input).
+        buffers: how many buffers the ring holds: the chunks asked for ahead, plus the chunk
+            being trained on, the one before it (a model keeps its last input), and a spare
+            for a batch kept longer (the Dataloader gives depth + 3).
     """
 
     def __init__(self, dataset, sample_shape, dtype, chunk_samples, buffers):
@@ -139,11 +142,13 @@ class BatchWorker:
 
     # ---- the training process's side ----
 
-    def fits(self, dataset, sample_shape, dtype, chunk_samples):
-        """Whether this worker can serve a pass of `dataset` with chunks of that size."""
+    def fits(self, dataset, sample_shape, dtype, chunk_samples, free_buffers):
+        """Whether this worker can serve a pass of `dataset` with chunks of that size, with
+        at least `free_buffers` buffers free."""
         return (self.alive() and dataset is self.dataset and not self.busy
                 and (tuple(sample_shape), np.dtype(dtype)) == (self.sample_shape, self.dtype)
-                and chunk_samples <= self.chunk_samples)
+                and chunk_samples <= self.chunk_samples
+                and len(self._free_buffers(busy=())) >= free_buffers)
 
     def alive(self):
         return self._finalizer.alive
@@ -177,10 +182,13 @@ class BatchWorker:
 
     def _free_buffer(self, busy):
         """A buffer that no request uses and no array views, or None."""
-        for number in range(len(self.buffers)):
-            if number not in busy and _references(self.buffers[number]) <= self._unviewed:
-                return number
-        return None
+        free = self._free_buffers(busy)
+        return free[0] if free else None
+
+    def _free_buffers(self, busy):
+        """The buffers that no request in `busy` uses and no array views."""
+        return [number for number in range(len(self.buffers))
+                if number not in busy and _references(self.buffers[number]) <= self._unviewed]
 
     def _answer(self, buffer):
         """The (images, labels) of the oldest request; its error raised here."""

@@ -1,10 +1,12 @@
 """The Solver end to end on a small generated dataset: it learns, logs, and reproduces itself."""
+import os
 import re
 
 import numpy as np
 import pytest
 
 from conftest import CountingDataset, tiny_cfg
+from mnistlab import dataloader, worker
 from mnistlab.config import ConfigError
 from mnistlab.history import FIELDS
 from mnistlab.solver import Solver, TrainingDivergedError
@@ -54,6 +56,30 @@ def test_prefetching_changes_no_number(tiny_data, worker):
     assert numbers_of(runs[0].history) == numbers_of(runs[1].history)
     np.testing.assert_array_equal(runs[0].model.W, runs[1].model.W)
     assert runs[0].test() == runs[1].test()
+
+
+@pytest.mark.skipif(not worker.can_fork(), reason="the worker process needs Linux")
+def test_train_stops_the_worker_process_it_started_when_it_returns(tiny_data, monkeypatch):
+    started = []
+
+    class RecordedWorker(worker.BatchWorker):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            started.append(self.pid)
+    monkeypatch.setattr(dataloader, "BatchWorker", RecordedWorker)
+    runner = Solver(tiny_cfg(tiny_data, max_epoch=2, prefetch=2, prefetch_worker="process"))
+    for until_epoch in (1, 2):
+        runner.train(until_epoch=until_epoch)
+        assert len(started) == until_epoch and runner.train_loader._process is None
+        with pytest.raises(ChildProcessError):   # waited for already
+            os.waitpid(started[-1], os.WNOHANG)
+
+
+def test_any_iterable_of_batches_can_stand_in_for_the_training_loader(tiny_data):
+    runner = Solver(tiny_cfg(tiny_data, max_epoch=2))
+    runner.train_loader = [(images.copy(), labels) for images, labels in runner.train_loader]
+    runner.train()
+    assert len(runner.history) == 2
 
 
 def test_randomness_does_not_touch_numpys_global_state(tiny_data):

@@ -82,6 +82,19 @@ def test_a_buffer_is_given_out_again_only_once_no_batch_views_it(monkeypatch):
     assert process._free_buffer(busy=others) == held
 
 
+def test_a_pass_begun_with_too_few_buffers_free_gets_a_new_worker(monkeypatch):
+    loader = loader_of(IndexRows(), monkeypatch=monkeypatch)
+    one_batch = next(iter(loader))   # held on: the ring's spare buffer covers it
+    list(loader)
+    first = loader._process.pid
+    kept = list(loader)              # served by the same worker; it holds every buffer after
+    assert loader._process.pid == first
+    fresh = list(loader)             # so this pass forks a new worker, with a new ring
+    assert loader._process.pid != first and not process_exists(first)
+    assert not any(np.shares_memory(fresh[0][0], images) for images, _ in kept)
+    assert_rows_hold_their_labels([one_batch, *kept, *fresh])
+
+
 def test_stopping_a_pass_early_leaves_the_next_one_whole(monkeypatch):
     loader = loader_of(IndexRows(), monkeypatch=monkeypatch)
     for step, _ in enumerate(loader):

@@ -7,7 +7,7 @@ core: the two threads would share Python's global interpreter lock. The training
 hands the lock over at every NumPy call of its step, and the preparing thread takes it at
 the end of each of its own operations, so the training thread keeps waiting for it. On a
 2-core machine, a Solver's softmax epoch (float64, batch 100, validation included) took
-1.58x the time of its two matrix products with this worker, and 1.94x with the thread
+1.56x the time of its two matrix products with this worker, and 1.82x with the thread
 (bench/bench_floor.py, 5 rounds; README, "Against the arithmetic floor").
 
 How it works:

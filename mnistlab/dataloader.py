@@ -3,7 +3,8 @@
 Images are kept as they come, uint8 (N, 784), and converted to floats one batch at a time:
 that keeps a full run's memory small and the conversion cheap. A batch is gathered with one
 fancy-indexing operation, never a Python loop over samples. The loader can prepare the
-coming batches in a background thread while the model trains on the current one (fast.py).
+coming batches while the model trains on the current one, in a worker process (worker.py)
+or a background thread (fast.py).
 """
 import functools
 import os

@@ -36,6 +36,7 @@ import collections
 import contextlib
 import mmap
 import os
+import pickle
 import signal
 import sys
 import time
@@ -151,6 +152,7 @@ class BatchWorker:
                 and len(self._free_buffers(busy=())) >= free_buffers)
 
     def alive(self):
+        """Whether the worker process runs (it was not stopped, nor found lost)."""
         return self._finalizer.alive
 
     def batches(self, chunks, depth):
@@ -173,11 +175,10 @@ class BatchWorker:
             self.busy = False
 
     def _ask(self, chunk, asked):
+        """Send the worker a chunk to prepare, with a free buffer for it or None."""
         buffer = self._free_buffer(busy={buffer for _, buffer in asked})
-        try:
+        with self._talking():
             self.conn.send((chunk, buffer))
-        except OSError:
-            self._lost()
         asked.append((chunk, buffer))
 
     def _free_buffer(self, busy):
@@ -192,29 +193,36 @@ class BatchWorker:
 
     def _answer(self, buffer):
         """The (images, labels) of the oldest request; its error raised here."""
-        try:
+        with self._talking():
             kind, images, labels = self.conn.recv()
-        except (EOFError, OSError):
-            self._lost()
         if kind == "error":
             raise images
         if kind == "buffer":
             return self._view(buffer, images), labels
         return images, labels
 
-    def _lost(self):
-        self.close()
-        raise WorkerError(f"the loader's worker process ({self.pid}) stopped without "
-                          "answering (killed, or out of memory?); the next pass starts a new one")
+    @contextlib.contextmanager
+    def _talking(self):
+        """Around a message through the pipe: a worker gone raises WorkerError; one cut off
+        midway (Ctrl-C) leaves the pipe unreadable, so the worker is stopped."""
+        try:
+            yield
+        except (EOFError, OSError):
+            self.close()
+            raise WorkerError(f"the loader's worker process ({self.pid}) stopped without "
+                              "answering (killed, or out of memory?); the next pass starts a "
+                              "new one") from None
+        except BaseException:
+            self.close()
+            raise
 
     def _settle(self, asked):
         """Read the answers of a pass stopped early, so that the next pass starts clean."""
         while asked and self.alive():
             asked.popleft()
-            try:
-                self.conn.recv()
-            except (EOFError, OSError):
-                self.close()
+            with contextlib.suppress(WorkerError):
+                with self._talking():
+                    self.conn.recv()
 
     def close(self):
         """Stop the worker process and wait for it (also done when the worker is collected)."""
@@ -233,7 +241,6 @@ def _references(array):
 
 def _picklable(exc):
     """`exc`, or a RuntimeError with its text if it cannot cross the pipe."""
-    import pickle
     try:
         pickle.loads(pickle.dumps(exc))
         return exc

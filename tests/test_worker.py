@@ -32,10 +32,9 @@ class IndexRows:
         return np.repeat(np.asarray(indices)[:, None], 4, axis=1).astype(np.float64), indices
 
 
-def loader_of(dataset, batch_size=10, prefetch=2, chunk_batches=2, monkeypatch=None):
+def loader_of(dataset, monkeypatch, batch_size=10, prefetch=2, chunk_batches=2):
     """A shuffled loader of `dataset` with a worker process; chunks of `chunk_batches` batches."""
-    if monkeypatch is not None:
-        monkeypatch.setattr(fast, "CHUNK_BYTES", 32 * batch_size * chunk_batches)
+    monkeypatch.setattr(fast, "CHUNK_BYTES", 32 * batch_size * chunk_batches)
     sampler = IterationBatchSampler(dataset, 1, batch_size, shuffle=True,
                                     rng=np.random.default_rng(0))
     return Dataloader(dataset, sampler, prefetch=prefetch, worker="process")
@@ -54,16 +53,21 @@ def process_exists(pid):
     return not open(f"/proc/{pid}/stat").read().split()[2] == "Z"   # not a zombie
 
 
-def test_a_process_serves_every_pass_and_kept_batches_stay_valid(monkeypatch):
+def test_a_process_serves_the_passes_and_kept_batches_stay_valid(monkeypatch):
     loader = loader_of(IndexRows(), monkeypatch=monkeypatch)
-    first_pass = list(loader)     # kept: their buffers cannot be reused
-    second_pass = list(loader)    # so this pass's chunks come through the pipe
-    pid = loader._process.pid
-    assert process_exists(pid)
+    # 10 batches: a first chunk of one, then 5 chunks of 2, for a ring of 5 buffers; all kept
+    first_pass = list(loader)
+    process = loader._process
+    in_buffers = [any(np.shares_memory(images, buffer) for buffer in process.buffers)
+                  for images, _ in first_pass]
+    assert in_buffers == [True] * 9 + [False]   # no buffer left: the last chunk came by pipe
+    second_pass = list(loader)
+    assert process_exists(loader._process.pid)
     for batches in (first_pass, second_pass):
         assert sorted(np.concatenate([labels for _, labels in batches])) == list(range(95))
         assert_rows_hold_their_labels(batches)
     assert not [thread for thread in threading.enumerate() if thread.name == "batch-prefetch"]
+    pid = loader._process.pid
     loader.close()
     assert not process_exists(pid)
 
@@ -132,6 +136,22 @@ def test_a_killed_worker_is_reported_and_the_next_pass_starts_a_new_one(monkeypa
         list(loader)
     batches = list(loader)
     assert loader._process.pid != old and len(batches) == 10
+    assert_rows_hold_their_labels(batches)
+
+
+def test_a_pass_interrupted_midway_stops_the_worker_and_the_next_pass_forks_one(monkeypatch):
+    loader = loader_of(IndexRows(), monkeypatch=monkeypatch)
+    list(loader)
+    process = loader._process
+
+    def interrupted():   # Ctrl-C while a message is being read: the pipe cannot be trusted
+        raise KeyboardInterrupt
+    monkeypatch.setattr(process.conn, "recv", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        list(loader)
+    assert not process.alive() and not process_exists(process.pid)
+    batches = list(loader)
+    assert loader._process is not process and len(batches) == 10
     assert_rows_hold_their_labels(batches)
 
 

@@ -335,7 +335,7 @@ class Dataloader:
             # One sample tells the shape and dtype of the images, and so how many batches
             # make a chunk of about CHUNK_BYTES.
             sample, _ = self.dataset[indices[0][:1]]
-            per_chunk = max(1, fast.CHUNK_BYTES // max(1, sample.nbytes * len(indices[0])))
+            per_chunk = fast.batches_per_chunk(sample.nbytes * len(indices[0]))
             process = self._worker_process(sample, per_chunk * len(indices[0]))
             if process is not None:
                 # As with the thread, the first chunk is one batch, so that training starts at once.

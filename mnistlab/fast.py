@@ -302,10 +302,16 @@ def prefetched_batches(dataset, batches, depth):
             images, labels = dataset[np.concatenate(chunk)]
             yield split_chunk(images, labels, chunk)
             start += per_chunk
-            per_chunk = max(1, CHUNK_BYTES * len(chunk) // max(1, images.nbytes))
+            per_chunk = batches_per_chunk(images.nbytes // len(chunk))
 
     for chunk in prefetched(chunks(), depth):
         yield from chunk
+
+
+def batches_per_chunk(batch_bytes):
+    """How many batches of `batch_bytes` bytes of images make a chunk of about CHUNK_BYTES
+    (at least one)."""
+    return max(1, CHUNK_BYTES // max(1, batch_bytes))
 
 
 def split_chunk(images, labels, chunk):

@@ -78,7 +78,8 @@ class BatchWorker:
         self.dataset = dataset
         self.sample_shape, self.dtype = tuple(sample_shape), np.dtype(dtype)
         self.chunk_samples = chunk_samples
-        buffer_bytes = chunk_samples * int(np.prod(self.sample_shape)) * self.dtype.itemsize
+        self.sample_bytes = int(np.prod(self.sample_shape)) * self.dtype.itemsize
+        buffer_bytes = chunk_samples * self.sample_bytes
         ring = mmap.mmap(-1, max(1, buffer_bytes * buffers))   # shared with the forked worker
         self.buffers = [np.frombuffer(ring, np.uint8, buffer_bytes, k * buffer_bytes)
                         for k in range(buffers)]
@@ -138,15 +139,15 @@ class BatchWorker:
         """The first `count` samples' images of buffer `buffer`, (count, *sample_shape)."""
         if count > self.chunk_samples:
             return None
-        size = count * int(np.prod(self.sample_shape)) * self.dtype.itemsize
+        size = count * self.sample_bytes
         return self.buffers[buffer][:size].view(self.dtype).reshape(count, *self.sample_shape)
 
     # ---- the training process's side ----
 
     def fits(self, dataset, sample_shape, dtype, chunk_samples, free_buffers):
-        """Whether this worker can serve a pass of `dataset` with chunks of that size, with
-        at least `free_buffers` buffers free."""
-        return (self.alive() and dataset is self.dataset and not self.busy
+        """Whether this worker, once not busy, can serve a pass of `dataset` with chunks of
+        that size, with at least `free_buffers` buffers free."""
+        return (self.alive() and dataset is self.dataset
                 and (tuple(sample_shape), np.dtype(dtype)) == (self.sample_shape, self.dtype)
                 and chunk_samples <= self.chunk_samples
                 and len(self._free_buffers(busy=())) >= free_buffers)
